@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/alphanas show cifar_cnn
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

@@ -104,7 +104,7 @@ def analyze(graph: Graph, input_shapes: Sequence[Shape] | None = None) -> Analys
         if missing:
             raise ShapeError(f"input '{missing[0]}' of graph {graph.name!r} has no declared shape")
     else:
-        shapes_in = tuple(tuple(int(d) for d in s) for s in input_shapes)
+        shapes_in = tuple(tuple(s) for s in input_shapes)
         if len(shapes_in) != len(graph.inputs):
             raise ShapeError(f"graph {graph.name!r} has {len(graph.inputs)} inputs, got {len(shapes_in)} shapes")
     return _analyze(graph, tuple(shapes_in))  # type: ignore[arg-type]
@@ -113,8 +113,8 @@ def analyze(graph: Graph, input_shapes: Sequence[Shape] | None = None) -> Analys
 @lru_cache(maxsize=256)
 def _analyze(graph: Graph, shapes_in: tuple[Shape, ...]) -> Analysis:
     shapes: dict[str, Shape] = {}
-    for t, s in zip(graph.inputs, shapes_in):
-        if any((not isinstance(d, int)) or d < 1 for d in s):
+    for t, s in zip(graph.inputs, shapes_in, strict=True):
+        if any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in s):
             raise ShapeError(f"input '{t.name}' has shape {s}; every dim must be a positive int")
         shapes[t.name] = s
     infos: dict[str, OpInfo] = {}

@@ -8,6 +8,7 @@ positions with different widths.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +97,8 @@ class Size:
     tensor: str | None = None
 
     def __post_init__(self) -> None:
+        if self.tensor is not None and not isinstance(self.tensor, str):
+            raise AttrError(f"Size.tensor must be a tensor name, got {self.tensor!r}")
         for field in ("axis", "mul", "div"):
             if not isinstance(getattr(self, field), int) or isinstance(getattr(self, field), bool):
                 raise AttrError(f"Size.{field} must be an int, got {getattr(self, field)!r}")
@@ -191,6 +194,7 @@ class AttrSpec:
             value = tuple(value) if ok else value
         elif t is AttrType.FLOAT:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = ok and math.isfinite(value)
             value = float(value) if ok else value
         elif t is AttrType.BOOL:
             ok = isinstance(value, bool)

@@ -118,20 +118,23 @@ def splice(graph: Graph, sel: Selection, replacement: Graph, outputs: Sequence[s
     if len(replacement.outputs) != len(targets):
         raise GraphError(f"{where}: the replacement has {len(replacement.outputs)} outputs but "
                          f"{len(targets)} tensors are replaced ({', '.join(targets)})")
+    if len(set(targets)) != len(targets):
+        raise GraphError(f"{where}: the replaced tensors ({', '.join(targets)}) repeat a name")
     bad = [t for t in targets if t not in sel.ops]
     if bad:
         raise GraphError(f"{where}: '{bad[0]}' is not an op of the selection")
     mapping = _fresh_names(graph, sel, replacement, prefix)
-    mapping.update(zip(replacement.input_names, sel.inputs))
+    mapping.update(zip(replacement.input_names, sel.inputs, strict=False))
     new_ops = [o.renamed(mapping) for o in replacement.ops]
-    rewire = {t: mapping[r] for t, r in zip(targets, replacement.outputs)}
+    rewire = {t: mapping[r] for t, r in zip(targets, replacement.outputs, strict=False)}
     host = [_rewired(o, rewire) for o in graph.ops if o.name not in rewire]
     outs = tuple(rewire.get(o, o) for o in graph.outputs)
-    blocks = _blocks_with(graph, sel, [o.name for o in new_ops])
+    blocks = _blocks_with(graph, sel, [o.name for o in new_ops], set(rewire))
     g = Graph(graph.inputs, tuple(host + new_ops), outs, graph.name, graph.templates, blocks)
     g = prune_dead(g)
     if all(t.shape for t in graph.inputs):
-        _check_shapes(graph, g, rewire, where)
+        _check_shapes(graph, sel, replacement, rewire, where)
+        analyze(g)
     return g
 
 
@@ -146,7 +149,7 @@ def _fresh_names(graph: Graph, sel: Selection, repl: Graph, prefix: str | None) 
     if prefix is None:
         parts = [n.split("/")[:-1] for n in sel.ops]
         common: list[str] = []
-        for segs in zip(*parts):
+        for segs in zip(*parts, strict=False):
             if len(set(segs)) != 1:
                 break
             common.append(segs[0])
@@ -163,21 +166,26 @@ def _fresh_names(graph: Graph, sel: Selection, repl: Graph, prefix: str | None) 
     return mapping
 
 
-def _blocks_with(graph: Graph, sel: Selection, new: list[str]) -> tuple[BlockInstance, ...]:
-    """Blocks after the splice: new ops join the block that held every selected op."""
+def _blocks_with(graph: Graph, sel: Selection, new: list[str],
+                 removed: set[str]) -> tuple[BlockInstance, ...]:
+    """Blocks after the splice: replaced ops leave their blocks, and new ops join the block
+    that held every selected op."""
     out = []
     for b in graph.blocks:
-        ops = b.ops
+        ops = tuple(n for n in b.ops if n not in removed)
         if set(sel.ops) <= set(b.ops):
             ops = ops + tuple(new)
-        out.append(replace(b, ops=ops))
+        if ops:
+            out.append(replace(b, ops=ops))
     return tuple(out)
 
 
-def _check_shapes(old: Graph, new: Graph, rewire: dict[str, str], where: str) -> None:
+def _check_shapes(old: Graph, sel: Selection, repl: Graph, rewire: dict[str, str], where: str) -> None:
+    """Each replacement output, analyzed on the selection's input shapes, keeps its tensor's shape
+    (checked before the host is re-analyzed, so a mismatch names both tensors)."""
     before = analyze(old).shapes
-    after = analyze(new).shapes
-    for t, r in rewire.items():
-        if before[t] != after[r]:
-            raise ShapeError(f"{where}: replacement output '{r}' has shape {after[r]} but the "
+    got = analyze(repl, [before[i] for i in sel.inputs]).output_shapes
+    for (t, r), s in zip(rewire.items(), got, strict=True):
+        if before[t] != s:
+            raise ShapeError(f"{where}: replacement output '{r}' has shape {s} but the "
                              f"replaced tensor '{t}' has shape {before[t]}")

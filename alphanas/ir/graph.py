@@ -149,10 +149,8 @@ class Graph:
         for o in self.ops:
             out[o.name] = []
         for o in self.ops:
-            for i in dict.fromkeys(o.inputs):
+            for i in dict.fromkeys((*o.inputs, *_size_refs(o))):
                 out[i].append(o.name)
-            for ref in _size_refs(o):
-                out[ref].append(o.name)
         return {k: tuple(v) for k, v in out.items()}
 
     def to_networkx(self) -> Any:
@@ -177,7 +175,7 @@ class Graph:
         """The same graph with new declared input shapes."""
         if len(shapes) != len(self.inputs):
             raise GraphError(f"graph has {len(self.inputs)} inputs, got {len(shapes)} shapes")
-        ins = tuple(TensorSpec(t.name, tuple(s)) for t, s in zip(self.inputs, shapes))
+        ins = tuple(TensorSpec(t.name, tuple(s)) for t, s in zip(self.inputs, shapes, strict=True))
         return replace(self, inputs=ins)
 
     def __len__(self) -> int:
@@ -196,6 +194,10 @@ def _size_refs(o: Op) -> list[str]:
     return refs
 
 
+def _is_dim(d: Any) -> bool:
+    return isinstance(d, int) and not isinstance(d, bool) and d >= 1
+
+
 def _validated_topo(g: Graph) -> tuple[Op, ...]:
     where = f"graph {g.name!r}" if g.name else "graph"
     seen: set[str] = set()
@@ -204,10 +206,14 @@ def _validated_topo(g: Graph) -> tuple[Op, ...]:
             raise GraphError(f"{where}: inputs must be TensorSpec, got {t!r}")
         if t.name in seen:
             raise GraphError(f"{where}: duplicate name '{t.name}'")
+        if t.shape is not None and not (
+            isinstance(t.shape, tuple) and all(_is_dim(d) for d in t.shape)
+        ):
+            raise GraphError(f"{where}: input '{t.name}' has shape {t.shape!r}; expected a tuple of positive ints")
         seen.add(t.name)
     for o in g.ops:
-        if not isinstance(o, Op):
-            raise GraphError(f"{where}: ops must be Op, got {o!r}")
+        if not isinstance(o, Op) or not isinstance(o.kind, OpKind):
+            raise GraphError(f"{where}: ops must be Op with an OpKind kind (use make_op), got {o!r}")
         if o.name in seen:
             raise GraphError(f"{where}: duplicate name '{o.name}'")
         seen.add(o.name)
@@ -323,7 +329,7 @@ class GraphBuilder:
             raise GraphError(f"two different block templates are named '{template.name}'")
         self._templates[template.name] = template
         full = "/".join([*self._scope, prefix])
-        mapping = dict(zip(t.input_names, inputs))
+        mapping = dict(zip(t.input_names, inputs, strict=True))
         for o in t.ops:
             if f"{full}/{o.name}" in self._names:
                 raise GraphError(f"duplicate name '{full}/{o.name}'")

@@ -31,7 +31,7 @@ class GraphModule(nn.Module):
         g = self.graph
         if len(inputs) != len(g.inputs):
             raise TypeError(f"graph {g.name!r} takes {len(g.inputs)} inputs, got {len(inputs)}")
-        env = dict(zip(g.input_names, inputs))
+        env = dict(zip(g.input_names, inputs, strict=False))
         shapes = {k: tuple(v.shape) for k, v in env.items()}
         for op in g.ops:
             xs = [env[i] for i in op.inputs]

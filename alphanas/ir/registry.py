@@ -138,7 +138,7 @@ _DEFS = [
     _elementwise(K.SWISH, "x * sigmoid(x) (SiLU)"),
     _elementwise(K.SIGMOID, "logistic sigmoid"),
     _elementwise(K.TANH, "hyperbolic tangent"),
-    OpDef(K.SOFTMAX, (1, 1), (_a("axis", AttrType.INT, -1),), R.shape_same, N, R.params_zero,
+    OpDef(K.SOFTMAX, (1, 1), (_a("axis", AttrType.INT, -1),), R.shape_softmax, N, R.params_zero,
           R.flops_scaled(3), "lower_softmax", "softmax along one axis"),
     OpDef(K.BATCH_NORM, (1, 1), (
         _a("momentum", AttrType.FLOAT, 0.9, min=0, max=1),

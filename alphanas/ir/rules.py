@@ -146,7 +146,7 @@ def broadcast(x: Shape, y: Shape) -> Shape:
     r = max(len(x), len(y))
     xs, ys = (1,) * (r - len(x)) + x, (1,) * (r - len(y)) + y
     out = []
-    for i, (p, q) in enumerate(zip(xs, ys)):
+    for i, (p, q) in enumerate(zip(xs, ys, strict=False)):
         if p != q and 1 not in (p, q):
             raise ShapeError(f"shapes {x} and {y} do not broadcast (axis {i - r}: {p} vs {q})")
         out.append(max(p, q) if 1 in (p, q) else p)
@@ -158,6 +158,13 @@ def shape_broadcast(a: Attrs, ins: list[Shape]) -> Shape:
 
 
 def shape_same(a: Attrs, ins: list[Shape]) -> Shape:
+    return ins[0]
+
+
+def shape_softmax(a: Attrs, ins: list[Shape]) -> Shape:
+    r = len(ins[0])
+    if not -r <= a["axis"] < r:
+        raise ShapeError(f"axis {a['axis']} is out of range for a rank-{r} input")
     return ins[0]
 
 
@@ -212,7 +219,7 @@ def _einsum_sizes(a: Attrs, ins: list[Shape]) -> tuple[dict[str, int], Shape]:
     terms, _ = parse_einsum(a["equation"], len(ins))
     sizes: dict[str, int] = {}
     ell: Shape = ()
-    for t, s in zip(terms, ins):
+    for t, s in zip(terms, ins, strict=False):
         n_named = len(t) - ("." in t)
         if len(s) < n_named or ("." not in t and len(s) != n_named):
             raise ShapeError(f"einsum term '{t}' does not fit an operand of shape {s}")
@@ -220,9 +227,9 @@ def _einsum_sizes(a: Attrs, ins: list[Shape]) -> tuple[dict[str, int], Shape]:
         if "." in t:
             i = t.index(".")
             ell = broadcast(ell, s[i : i + k])
-            named = list(zip(t[:i], s[:i])) + list(zip(t[i + 1 :], s[i + k :]))
+            named = list(zip(t[:i], s[:i], strict=False)) + list(zip(t[i + 1 :], s[i + k :], strict=False))
         else:
-            named = list(zip(t, s))
+            named = list(zip(t, s, strict=False))
         for ch, d in named:
             if sizes.setdefault(ch, d) != d:
                 raise ShapeError(f"einsum label '{ch}' has size {sizes[ch]} in one operand and {d} in another")

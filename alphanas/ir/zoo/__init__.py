@@ -43,24 +43,16 @@ def register(entry: ZooEntry) -> None:
 
 
 def names() -> list[str]:
-    _load()
     return sorted(ZOO)
 
 
 def build(name: str, **options: Any) -> Graph:
     """The zoo model `name`, built with its defaults overridden by `options`."""
-    _load()
     if name not in ZOO:
         raise UnknownModelError(f"unknown model '{name}'; the zoo has: {', '.join(sorted(ZOO))}")
     e = ZOO[name]
     return e.builder(**{**e.defaults, **options})
 
 
-def _load() -> None:
-    from alphanas.ir.zoo import cnn  # noqa: F401  (registers on import)
-    for mod in ("resnet", "efficientnet", "vit"):
-        try:
-            __import__(f"alphanas.ir.zoo.{mod}")
-        except ModuleNotFoundError as e:  # a family not written yet
-            if e.name != f"alphanas.ir.zoo.{mod}":
-                raise
+# The families register themselves on import; imported last so `register` exists.
+from alphanas.ir.zoo import cnn, efficientnet, resnet, vit  # noqa: E402, F401

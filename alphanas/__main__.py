@@ -1,0 +1,5 @@
+"""`python -m alphanas`: the console script."""
+
+from alphanas.cli import main
+
+raise SystemExit(main())

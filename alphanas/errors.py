@@ -14,6 +14,7 @@ __all__ = [
     "InternalError",
     "SerializationError",
     "ShapeError",
+    "SpecError",
     "UnknownOpError",
 ]
 
@@ -47,3 +48,7 @@ class SerializationError(AlphanasError, ValueError):
 
 class InternalError(Exception):
     """A bug in alphanas, not a user mistake."""
+
+
+class SpecError(AlphanasError, ValueError):
+    """A spec file is malformed: names the file, the key path and the accepted values."""

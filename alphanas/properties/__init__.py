@@ -1,0 +1,1 @@
+"""Properties of (sub-)graphs: shape, depth, mixing, resources; specs and verification."""

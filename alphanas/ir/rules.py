@@ -108,13 +108,17 @@ def flops_dense(a: Attrs, ins: list[Shape], out: Shape) -> int:
     return 2 * prod(out) * ins[0][-1]
 
 
-def norm_dense_general(a: Attrs, ins: list[Shape]) -> Attrs:
-    r = len(ins[0])
-    axes = []
-    for ax in a["axis"]:
+def _axes(given: Sequence[int], x: Shape) -> list[int]:
+    """`given` axes of `x` made non-negative, each checked to be in range."""
+    r = len(x)
+    for ax in given:
         if not -r <= ax < r:
-            raise ShapeError(f"axis {ax} is out of range for a rank-{r} input {ins[0]}")
-        axes.append(ax % r)
+            raise ShapeError(f"axis {ax} is out of range for a rank-{r} input {x}")
+    return [ax % r for ax in given]
+
+
+def norm_dense_general(a: Attrs, ins: list[Shape]) -> Attrs:
+    axes = _axes(a["axis"], ins[0])
     if len(set(axes)) != len(axes):
         raise ShapeError(f"axis {a['axis']} repeats an axis")
     if 0 in axes:
@@ -353,12 +357,7 @@ def flops_pool(a: Attrs, ins: list[Shape], out: Shape) -> int:
 
 
 def norm_mean(a: Attrs, ins: list[Shape]) -> Attrs:
-    r = len(ins[0])
-    axes = []
-    for ax in a["axes"]:
-        if not -r <= ax < r:
-            raise ShapeError(f"axis {ax} is out of range for a rank-{r} input {ins[0]}")
-        axes.append(ax % r)
+    axes = _axes(a["axes"], ins[0])
     if len(set(axes)) != len(axes) or not axes:
         raise ShapeError(f"axes {a['axes']} must be non-empty and distinct")
     return {**a, "axes": tuple(sorted(axes))}

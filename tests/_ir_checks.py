@@ -40,4 +40,17 @@ def assert_matches_flax(graph: Graph) -> Analysis:
         assert info.params == n, f"{graph.name}: op '{name}': rules say {info.params} params, Flax has {n}"
     n = flax_param_count(variables)
     assert a.params == n, f"{graph.name}: rules say {a.params} params, Flax has {n}"
+    assert_host_init_matches(graph, variables)
     return a
+
+
+def assert_host_init_matches(graph: Graph, variables: Any) -> None:
+    """`host_init` gives the same pytree structure and leaf shapes as Flax's init."""
+    import jax
+
+    from alphanas.ir.init import host_init
+
+    ours = host_init(graph, seed=0)
+    shapes = jax.tree_util.tree_map(lambda x: tuple(x.shape), ours)
+    want = jax.tree_util.tree_map(lambda x: tuple(x.shape), dict(variables))
+    assert shapes == want, f"{graph.name}: host_init gives {shapes}, Flax init gives {want}"

@@ -6,8 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _ir_checks import assert_host_init_matches
 
 from alphanas.ir import analyze, zoo
+from alphanas.ir.init import host_init
 from alphanas.ir.lower import eval_shapes, lower
 
 NAMES = zoo.names()
@@ -38,23 +40,7 @@ def test_rules_agree_with_flax_at_full_size(name):
     a = analyze(g)
     assert _flax_params(variables) == a.params
     assert (out.shape,) == a.output_shapes
-
-
-def _random_variables(graph, seed: int = 0):
-    """Variables shaped like Flax's init, filled on the host (XLA-compiling init is slow)."""
-    rng = np.random.default_rng(seed)
-    shapes, _ = eval_shapes(graph)
-
-    def fill(path, leaf):
-        key = str(getattr(path[-1], "key", path[-1]))
-        if key in ("scale", "var"):
-            return jnp.ones(leaf.shape, leaf.dtype)
-        if key in ("bias", "mean"):
-            return jnp.zeros(leaf.shape, leaf.dtype)
-        fan_in = max(1, int(np.prod(leaf.shape[:-1])))
-        return jnp.asarray(rng.normal(0, fan_in**-0.5, leaf.shape), leaf.dtype)
-
-    return jax.tree_util.tree_map_with_path(fill, shapes)
+    assert_host_init_matches(g, variables)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -62,7 +48,7 @@ def test_forward_and_backward_on_cpu(name):
     g = zoo.build(name, batch=2, **zoo.ZOO[name].small)
     m = lower(g)
     x = jax.random.normal(jax.random.PRNGKey(0), g.input_shapes[0])
-    variables = _random_variables(g)
+    variables = host_init(g, seed=0)
 
     def loss(params):
         out, _ = m.apply({**variables, "params": params}, x, train=True,
@@ -101,3 +87,14 @@ def test_cifar_cnn_is_the_papers_model():
 def test_unknown_model_is_a_clear_error():
     with pytest.raises(KeyError, match="unknown model 'resnet9'.*resnet18"):
         zoo.build("resnet9")
+
+
+def test_host_init_is_seeded_and_has_flax_statistics():
+    g = zoo.build("cifar_cnn")
+    a, b, c = host_init(g, seed=3), host_init(g, seed=3), host_init(g, seed=4)
+    k = a["params"]["fc/dense"]["kernel"]
+    assert np.array_equal(k, b["params"]["fc/dense"]["kernel"])
+    assert not np.array_equal(k, c["params"]["fc/dense"]["kernel"])
+    assert abs(float(k.std()) - (1 / 8192) ** 0.5) < 0.05 * (1 / 8192) ** 0.5  # lecun normal
+    assert float(np.abs(k).max()) <= 2 * (1 / 8192) ** 0.5 / 0.8796 + 1e-6  # truncated at 2 sigma
+    assert not a["params"]["fc/dense"]["bias"].any()

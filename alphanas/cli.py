@@ -1,14 +1,18 @@
 """The `alphanas` console script.
 
-Subcommands: `zoo` (the model zoo with params, FLOPs and reference counts) and `show MODEL`
-(per-op table of a zoo model or a JSON graph file; `--dot`/`--json` export it). User errors
-print `alphanas: error: ...` on stderr and exit with status 2, never with a traceback.
+Subcommands: `zoo` (the model zoo with params, FLOPs and reference counts), `show MODEL`
+(per-op table of a zoo model or a JSON graph file; `--dot`/`--json` export it), `verify MODEL
+--spec SPEC.toml` (exit 0 when every property holds, 1 when one is violated) and `props MODEL`
+(the inferred properties; `--spec-out` writes them as a spec). `--subgraph OPS` picks a
+sub-graph: comma-separated op names and/or prefixes ending in '/'. User errors print
+`alphanas: error: ...` on stderr and exit with status 2, never with a traceback.
 Heavy imports (rich, the zoo) happen inside the commands, so `import alphanas.cli` is cheap.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -21,6 +25,7 @@ if TYPE_CHECKING:
 
     from alphanas.ir.analysis import Analysis
     from alphanas.ir.graph import Graph
+    from alphanas.properties.base import Subject
 
 __all__ = ["main"]
 
@@ -68,7 +73,28 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--input-shape", metavar="SHAPE", type=_shape, action="extend", nargs="+",
                    dest="input_shapes", help="shape of each graph input, e.g. 1,32,32,3")
     s.set_defaults(func=cmd_show)
+    v = sub.add_parser("verify", help="check a model or a sub-graph against a spec "
+                       "(exit 0: holds, 1: violated, 2: bad input)")
+    v.add_argument("model", metavar="MODEL", help="a zoo model name or a path to a JSON graph")
+    v.add_argument("--spec", metavar="SPEC.toml", required=True, help="the spec to check")
+    v.add_argument("--symbolic", action="store_true",
+                   help="also prove a symbolic shape claim for every input size in its ranges")
+    v.add_argument("--json", action="store_true", help="print the report as JSON")
+    v.add_argument("--subgraph", metavar="OPS", help=_SUBGRAPH_HELP)
+    v.set_defaults(func=cmd_verify)
+    r = sub.add_parser("props", help="the inferred properties of a model or a sub-graph")
+    r.add_argument("model", metavar="MODEL", help="a zoo model name or a path to a JSON graph")
+    r.add_argument("--subgraph", metavar="OPS", help=_SUBGRAPH_HELP)
+    r.add_argument("--json", action="store_true", help="print the properties as JSON")
+    r.add_argument("--spec-out", metavar="FILE", help="write the properties as a spec (TOML)")
+    r.add_argument("--input-shape", metavar="SHAPE", type=_shape, action="extend", nargs="+",
+                   dest="input_shapes", help="shape of each graph input, e.g. 1,32,32,3")
+    r.set_defaults(func=cmd_props)
     return p
+
+
+_SUBGRAPH_HELP = ("the sub-graph: comma-separated op names and/or prefixes ending in '/' "
+                  "(e.g. conv_layer1/)")
 
 
 def _shape(text: str) -> tuple[int, ...]:
@@ -150,12 +176,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     """Print the per-op table of MODEL and write the requested exports."""
     from alphanas.ir import serialize
 
-    graph = load_model(args.model)
-    if args.input_shapes:
-        try:
-            graph = graph.with_input_shapes(args.input_shapes)
-        except AlphanasError as e:
-            raise CLIError(f"--input-shape: {e}") from None
+    graph = _with_shapes(load_model(args.model), args.input_shapes)
     analysis = _analyze(graph)
     _print_graph(graph, analysis)
     if args.dot:
@@ -163,6 +184,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         _write(args.json, serialize.dumps(graph), "JSON")
     return 0
+
+
+def _with_shapes(graph: Graph, shapes: Sequence[tuple[int, ...]] | None) -> Graph:
+    if not shapes:
+        return graph
+    try:
+        return graph.with_input_shapes(shapes)
+    except AlphanasError as e:
+        raise CLIError(f"--input-shape: {e}") from None
 
 
 def _write(path: str, text: str, what: str) -> None:
@@ -224,3 +254,121 @@ def _print_graph(graph: Graph, a: Analysis) -> None:
 
 def _shape_text(shape: Sequence[Any]) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+# -- verify and props ------------------------------------------------------------------------
+
+
+def _subgraph_ops(graph: Graph, text: str | None) -> list[str] | None:
+    """The op names `--subgraph` picks, checked to form a connected, convex selection."""
+    if text is None:
+        return None
+    from alphanas.ir.edit import select
+    from alphanas.properties.verify import resolve_ops
+
+    try:
+        ops = resolve_ops(graph, text)
+        select(graph, ops)
+    except AlphanasError as e:
+        raise CLIError(f"--subgraph: {e}") from None
+    return ops
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check MODEL against SPEC; exit 0 when every property holds, 1 when one is violated."""
+    from alphanas.properties.spec import load_spec
+    from alphanas.properties.verify import verify
+
+    graph = load_model(args.model)
+    spec = load_spec(args.spec)
+    report = verify(graph, spec, _subgraph_ops(graph, args.subgraph), symbolic=args.symbolic)
+    if args.json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        _console().print(report)
+    return 0 if report.holds else 1
+
+
+def cmd_props(args: argparse.Namespace) -> int:
+    """Print the inferred properties of MODEL (or a sub-graph); optionally write them as a spec."""
+    from alphanas.properties.base import Subject
+    from alphanas.properties.verify import properties_of
+
+    graph = _with_shapes(load_model(args.model), args.input_shapes)
+    _analyze(graph)
+    ops = _subgraph_ops(graph, args.subgraph)
+    subject = Subject.whole(graph) if ops is None else Subject.sub(graph, ops)
+    props = properties_of(subject)
+    if args.json:
+        doc = {"model": graph.name, "subgraph": ops, **props}
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    else:
+        _print_props(graph.name, ops, props)
+    if args.spec_out:
+        _write_spec(args.spec_out, subject, graph.name, ops, quiet=args.json)
+    return 0
+
+
+def _write_spec(path: str, subject: Subject, model: str, ops: list[str] | None, quiet: bool) -> None:
+    from alphanas.ir.serialize import atomic_write_text
+    from alphanas.properties.spec import read_off_spec, spec_to_toml
+
+    where = f"{len(ops)} ops of {model}" if ops else model
+    text = spec_to_toml(read_off_spec(subject, name=f"read off {where}"))
+    try:
+        atomic_write_text(path, text)
+    except OSError as e:
+        raise CLIError(f"cannot write the spec to '{path}': {e.strerror or e}") from None
+    if not quiet:
+        _console().print(f"wrote the spec to {path}", markup=False)
+
+
+_MIX_SYMBOLS = {"none": "-", "one_to_one": "1", "many_to_one": "m", "all_to_one": "A"}
+
+
+def _print_props(model: str, ops: list[str] | None, props: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    con = _console()
+    what = f"sub-graph of {len(ops)} ops of {model}" if ops else model
+    con.print(f"properties of {what}", markup=False)
+    shapes = Table()
+    for col in ("tensor", "role", "shape"):
+        shapes.add_column(col)
+    for role in ("inputs", "outputs"):
+        for name, shape in props[role].items():
+            shapes.add_row(name, role[:-1], _shape_text(shape))
+    con.print(shapes, markup=False)
+    con.print("depth: linear/non-linear alternations per (input, output) pair; no row: no path",
+              markup=False)
+    depth = Table()
+    for col in ("input", "output", "depth"):
+        depth.add_column(col, justify="right" if col == "depth" else "left")
+    for d in props["depth"]:
+        depth.add_row(d["input"], d["output"], str(d["depth"]))
+    con.print(depth, markup=False)
+    r = props["resources"]
+    con.print(f"resources: {r['params']:,} params, {r['flops']:,} FLOPs ({human_flops(r['flops'])}), "
+              f"peak live activations {r['peak_activation']:,} elements", markup=False)
+    _print_mixing(props["mixing"], props["mixing_note"])
+
+
+def _print_mixing(mixing: list[dict[str, Any]] | None, note: str) -> None:
+    from rich.table import Table
+
+    con = _console()
+    if mixing is None:
+        con.print(f"mixing: {note}", markup=False)
+        return
+    con.print("mixing (rows: input dims, columns: output dims; - none, 1 one-to-one, "
+              "m many-to-one, A all-to-one)", markup=False)
+    for entry in mixing:
+        matrix = entry["matrix"]
+        con.print(f"{entry['input']} -> {entry['output']}", markup=False)
+        t = Table()
+        t.add_column("in\\out", justify="right")
+        for j in range(len(matrix[0]) if matrix else 0):
+            t.add_column(str(j), justify="center")
+        for i, row in enumerate(matrix):
+            t.add_row(str(i), *(_MIX_SYMBOLS.get(v, v) for v in row))
+        con.print(t, markup=False)

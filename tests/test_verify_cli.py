@@ -17,7 +17,7 @@ from alphanas.ir import OpKind as K
 from alphanas.ir.serialize import save
 from alphanas.properties.base import Subject
 from alphanas.properties.spec import load_spec, parse_spec, read_off_spec, spec_to_toml
-from alphanas.properties.verify import SymbolicUnavailableError, resolve_ops, verify
+from alphanas.properties.verify import resolve_ops, verify
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "specs"
 CIFAR = zoo.build("cifar_cnn")
@@ -144,14 +144,6 @@ def test_symbolic_spec_on_a_model_without_declared_shapes() -> None:
     assert report.holds   # analysed at the smallest sizes in range
 
 
-def test_symbolic_prover_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "alphanas.properties.symbolic", None)
-    spec = load_spec(EXAMPLES / "symbolic_downsample.toml")
-    assert verify(downsample(), spec).holds   # without --symbolic nothing is needed
-    with pytest.raises(SymbolicUnavailableError, match="--symbolic needs the symbolic prover"):
-        verify(downsample(), spec, symbolic=True)
-
-
 def test_symbolic_without_dim_names_has_nothing_to_prove() -> None:
     spec = read_off_spec(Subject.whole(CIFAR), properties=("shape",))
     (p,) = verify(CIFAR, spec, symbolic=True).properties[1:]
@@ -233,18 +225,6 @@ def test_cli_bad_spec_exit_2(capsys, tmp_path: Path) -> None:
     spec.write_text("[inputs\n")
     code, _, err = run(capsys, "verify", "cifar_cnn", "--spec", str(spec))
     assert code == 2 and err.startswith(f"alphanas: error: {spec}: invalid TOML: ") and "line 1" in err
-
-
-def test_cli_symbolic_prover_missing_exit_2(capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setitem(sys.modules, "alphanas.properties.symbolic", None)
-    model = tmp_path / "down.json"
-    save(downsample(), model)
-    code, out, err = run(capsys, "verify", str(model), "--spec", str(EXAMPLES / "symbolic_downsample.toml"),
-                         "--symbolic")
-    assert (code, out) == (2, "") and err.startswith("alphanas: error: --symbolic needs the symbolic prover")
-
-
-# -- alphanas props ---------------------------------------------------------------------------
 
 
 def test_cli_props_zoo_model(capsys) -> None:

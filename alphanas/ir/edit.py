@@ -74,7 +74,7 @@ def _check_convex(graph: Graph, chosen: set[str]) -> None:
 
 def extract(graph: Graph, sel: Selection) -> Graph:
     """The selection as a standalone graph: inputs named and shaped as in the host."""
-    shapes = analyze(graph).shapes if all(t.shape for t in graph.inputs) else {}
+    shapes = analyze(graph).shapes if all(t.shape is not None for t in graph.inputs) else {}
     ins = tuple(TensorSpec(i, shapes.get(i)) for i in sel.inputs)
     return Graph(ins, tuple(graph.op_map[n] for n in sel.ops), sel.outputs, f"{graph.name}[sub]")
 
@@ -132,7 +132,7 @@ def splice(graph: Graph, sel: Selection, replacement: Graph, outputs: Sequence[s
     blocks = _blocks_with(graph, sel, [o.name for o in new_ops], set(rewire))
     g = Graph(graph.inputs, tuple(host + new_ops), outs, graph.name, graph.templates, blocks)
     g = prune_dead(g)
-    if all(t.shape for t in graph.inputs):
+    if all(t.shape is not None for t in graph.inputs):
         _check_shapes(graph, sel, replacement, rewire, where)
         analyze(g)
     return g

@@ -4,7 +4,7 @@
 `SymbolicShapeTarget` states output dims as expressions of input dim names, for every input
 in declared ranges, e.g. inputs x = (B, H, W, 256), outputs y = (B, H/2, W/2, 512) with
 H in [32, 1024] and a multiple of 32. It is checked concretely here (at the subject's shapes);
-`alphanas.properties.symbolic.prove_shape` proves it for the whole range.
+`alphanas.properties.proof.prove_shape` proves it for the whole range.
 
 Dim expressions are deliberately tiny: `int`, `name`, `name*int`, `name/int`, `name+int`,
 `name-int`. `name/k` is exact division: at a value of `name` that k does not divide the claim

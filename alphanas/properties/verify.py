@@ -10,7 +10,7 @@ input shapes come from its host, and a difference from the spec is reported ("in
 symbolic spec is checked at the model's declared shapes (or, when it declares none, at the
 smallest sizes in range). The spec's [search] op set and op count are checked too ("search").
 With `symbolic=True` a symbolic shape claim is also proved for its whole input range by
-`alphanas.properties.symbolic.prove_shape` (imported only then).
+`alphanas.properties.proof.prove_shape` (imported only then).
 """
 
 from __future__ import annotations
@@ -28,12 +28,8 @@ from alphanas.properties.base import Subject, Target, Violation
 from alphanas.properties.shape import SymbolicShapeTarget, shape_violations
 from alphanas.properties.spec import SearchSpace, Spec, spec_pairs
 
-__all__ = ["PropertyReport", "Report", "SymbolicUnavailableError", "properties_of", "resolve_ops",
+__all__ = ["PropertyReport", "Report", "properties_of", "resolve_ops",
            "subject_for", "verify"]
-
-
-class SymbolicUnavailableError(AlphanasError, RuntimeError):
-    """`--symbolic` was asked for but the symbolic prover cannot be imported."""
 
 
 @dataclass(frozen=True)
@@ -265,12 +261,7 @@ def _symbolic_report(subject: Subject, spec: Spec) -> PropertyReport:
         return PropertyReport(name, True, note="the spec has no dim names: nothing symbolic to prove")
     if not claim.outputs:
         return PropertyReport(name, True, note="the spec claims no output shapes: nothing to prove")
-    try:
-        from alphanas.properties.symbolic import prove_shape
-    except ImportError as e:
-        raise SymbolicUnavailableError(
-            f"--symbolic needs the symbolic prover (alphanas.properties.symbolic), which cannot be "
-            f"imported: {e}") from None
+    from alphanas.properties.proof import prove_shape  # z3 loads only for --symbolic
     outs = dict(claim.outputs)
     res = prove_shape(subject.graph, dict(claim.inputs),
                       {n: (r.min, r.max, r.multiple_of) for n, r in claim.ranges},

@@ -31,10 +31,10 @@ from alphanas.ir.graph import Graph
 from alphanas.ir.registry import opdef
 from alphanas.properties.base import Pair, Subject, Target, Violation
 
-__all__ = ["DepthBound", "DepthMode", "DepthTarget", "depth_map", "infer_depth", "input_classes",
+__all__ = ["NO_PATH", "DepthBound", "DepthMode", "DepthTarget", "depth_map", "depth_step", "infer_depth", "input_classes",
            "pair_key", "parse_pair_key"]
 
-_NONE = -1  # "no path" in the DP tables (depths are >= 0)
+_NONE = NO_PATH = -1  # "no path" in the DP tables (depths are >= 0)
 
 
 class DepthMode(enum.Enum):
@@ -81,7 +81,7 @@ def depth_map(graph: Graph, linear_inputs: frozenset[str] = frozenset()) -> dict
     for op in graph.ops:
         ins = [state[i] for i in dict.fromkeys(op.inputs) if i in state]
         if ins:
-            state[op.name] = _step(opdef(op.kind).depth, ins, n)
+            state[op.name] = depth_step(opdef(op.kind).depth, ins, n)
     out: dict[Pair, int] = {}
     for k, i in enumerate(graph.input_names):
         for o in graph.outputs:
@@ -92,7 +92,7 @@ def depth_map(graph: Graph, linear_inputs: frozenset[str] = frozenset()) -> dict
     return out
 
 
-def _step(cls: DepthClass, ins: Sequence[tuple[list[int], list[int]]],
+def depth_step(cls: DepthClass, ins: Sequence[tuple[list[int], list[int]]],
           n: int) -> tuple[list[int], list[int]]:
     lin = [max(s[0][k] for s in ins) for k in range(n)]
     non = [max(s[1][k] for s in ins) for k in range(n)]

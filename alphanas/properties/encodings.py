@@ -93,8 +93,8 @@ class Encoding:
         self.shapes = self._encode_shapes()
         self.depth = self._encode_depth(linear_inputs) if "depth" in kinds else {}
         self.mixing: dict[Pair, MatrixTerms] = self._encode_mixing() if "mixing" in kinds else {}
-        self.params = self._total("params", _params) if "params" in kinds else None
-        self.flops = self._total("flops", _flops) if "flops" in kinds else None
+        self.params = self._total("params", params_term) if "params" in kinds else None
+        self.flops = self._total("flops", flops_term) if "flops" in kinds else None
 
     # -- shapes ------------------------------------------------------------------------------
 
@@ -344,7 +344,7 @@ def _prod(xs: Sequence[Term | int]) -> Term:
     return out
 
 
-def _params(kind: OpKind, info: SymOpInfo, div: Any) -> Term:
+def params_term(kind: OpKind, info: SymOpInfo, div: Any) -> Term:
     a, x, out = info.attrs, info.in_shapes[0] if info.in_shapes else (), info.shape
     bias = a.get("use_bias", False)
     if kind is K.CONV:
@@ -371,7 +371,7 @@ _PER_ELEMENT = {K.ADD: 1, K.MUL: 1, K.SCALAR_ADD: 1, K.SCALAR_MUL: 1, K.RELU: 1,
                 K.LAYER_NORM: 5, K.GROUP_NORM: 5}
 
 
-def _flops(kind: OpKind, info: SymOpInfo, div: Any) -> Term:
+def flops_term(kind: OpKind, info: SymOpInfo, div: Any) -> Term:
     a, ins, out = info.attrs, info.in_shapes, info.shape
     if kind in _PER_ELEMENT:
         return _PER_ELEMENT[kind] * _prod(out)

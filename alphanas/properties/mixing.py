@@ -48,6 +48,8 @@ __all__ = [
     "MixMatrix",
     "MixingTarget",
     "compose",
+    "mixing_step",
+    "start_state",
     "identity_mixing",
     "infer_mixing",
     "matrix_from_counts",
@@ -448,15 +450,7 @@ def infer_mixing(subject: Subject | Graph) -> dict[Pair, MixMatrix]:
     state: dict[str, dict[str, _Ints]] = {
         name: {name: _diagonal(len(shapes[name]))} for name in graph.input_names}
     for op in graph.ops:
-        info = analysis.ops[op.name]
-        acc: dict[str, _Ints] = {}
-        for src, cols in zip(op.inputs, _op_columns(op.kind, info), strict=True):
-            if cols is None:  # the output does not depend on this input
-                continue
-            for name, m in state[src].items():
-                new = _compose(m, cols)
-                acc[name] = _join(acc[name], new) if name in acc and acc[name] != new else new
-        state[op.name] = acc
+        state[op.name] = mixing_step(op.kind, analysis.ops[op.name], [state[i] for i in op.inputs])
     out: dict[Pair, MixMatrix] = {}
     for i in graph.input_names:
         for o in graph.outputs:
@@ -466,6 +460,24 @@ def infer_mixing(subject: Subject | Graph) -> dict[Pair, MixMatrix]:
                 m = state[o].get(i)
                 out[(i, o)] = _to_mix(m) if m is not None else _dead(shapes[i], shapes[o])
     return out
+
+
+def mixing_step(kind: OpKind, info: OpInfo, ins: Sequence[Mapping[str, _Ints]]) -> dict[str, _Ints]:
+    """One op of `infer_mixing`: per graph input, the op output's matrix (int entries) from the
+    states of its inputs (graph input -> matrix); `start_state(rank)` starts a graph input."""
+    acc: dict[str, _Ints] = {}
+    for src, cols in zip(ins, _op_columns(kind, info), strict=True):
+        if cols is None:  # the output does not depend on this input
+            continue
+        for name, m in src.items():
+            new = _compose(m, cols)
+            acc[name] = _join(acc[name], new) if name in acc and acc[name] != new else new
+    return acc
+
+
+def start_state(rank: int) -> _Ints:
+    """The state of a graph input with itself in `mixing_step` (diagonal ONE_TO_ONE)."""
+    return _diagonal(rank)
 
 
 def _op_columns(kind: OpKind, info: OpInfo) -> tuple[_Ints | None, ...]:

@@ -1,0 +1,269 @@
+"""The synthesizer: enumerate skeletons in size order over abstract states, prune, solve the
+numeric attributes with Z3, re-verify, return.
+
+Programs are SSA sequences: op i reads any earlier tensors (subject inputs first), so DAGs with
+branches, skips and merges are in the space; the last op is the output and every other tensor
+must be read (no dead ends). Sizes 1..max_ops are searched in turn (iterative deepening), so
+the first program found has the fewest ops. Pruning rules, each sound for "some completion in
+the remaining r ops meets the spec" (their counts are in `Stats.pruned`):
+
+- ill-formed: the variant does not apply (shapes do not fit);
+- duplicate-op: the same variant on the same inputs twice (a concat of two such convs is one
+  conv of the summed width, so nothing is lost);
+- dangling: u unread tensors need >= u-1 merges (binary ops) to reach one output;
+- shape: an unread tensor's rank/spatial size needs more ops than r to become the output's
+  (halving per strided op, doubling per upsample, one op for a rank drop or a broadcast);
+- depth: each op adds at most one switch, and depth never falls along a path, so the best depth
+  so far + r must reach the lower bound, and no tensor may already exceed the upper bound;
+- budget: params/FLOPs with every width at its smallest option already exceed a budget;
+- dedup (counted in `Stats.deduplicated`): the same set of tensors (hash-consed structure)
+  reached in another order.
+
+Complete skeletons are checked on shape, depth and mixing in the abstract, then Z3 solves
+widths/kernels/bias/heads under the width equalities and budgets (`alphanas.synth.solve`); a
+model is rebuilt as a graph and re-verified independently (`alphanas.synth.build.reverify`)
+before it is returned. "unsat" is a certificate for the bounds: allowed ops, <= max_ops ops and
+the width options; it is only claimed when every Z3 check was decided.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from alphanas.ir.graph import Graph
+from alphanas.properties.verify import Report
+from alphanas.synth import certify
+from alphanas.synth.abstract import Infeasible, Step, TVal, apply, input_value
+from alphanas.synth.build import build_program, reverify
+from alphanas.synth.menu import Variant, menu
+from alphanas.synth.problem import Problem
+from alphanas.synth.solve import Assignment, solve_skeleton
+
+__all__ = ["Result", "Stats", "synthesize"]
+
+INF = 10**9
+
+
+@dataclass
+class Stats:
+    generated: int = 0                      # partial programs built (variant applications)
+    pruned: Counter[str] = field(default_factory=Counter)
+    deduplicated: int = 0
+    complete: int = 0                       # complete skeletons checked in full (abstractly)
+    failed: Counter[str] = field(default_factory=Counter)  # why complete skeletons failed
+    smt_calls: int = 0
+    smt_time_s: float = 0.0
+    smt_unknown: int = 0
+    verified: int = 0
+    verify_failed: int = 0
+    wall_s: float = 0.0
+    size: int = 0                           # the largest program size searched
+    exit: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["pruned"], d["failed"] = dict(self.pruned), dict(self.failed)
+        return d
+
+
+@dataclass(frozen=True)
+class Result:
+    status: str                             # "solved" | "unsat" | "timeout"
+    reason: str
+    stats: Stats
+    graph: Graph | None = None
+    assignment: Assignment | None = None
+    reports: tuple[Report, ...] = ()
+    skeleton: tuple[str, ...] = ()
+
+    @property
+    def solved(self) -> bool:
+        return self.status == "solved"
+
+
+class _Timeout(Exception):
+    pass
+
+
+class _Search:
+    def __init__(self, problem: Problem, progress: Callable[[Stats], None] | None) -> None:
+        self.p, self.progress = problem, progress
+        self.menu = menu(problem.ops)
+        self.caps = certify.Caps.of(self.menu)
+        self.stats = Stats()
+        self.t0 = time.perf_counter()
+        self.deadline = self.t0 + problem.settings.timeout_s
+        n = problem.n_inputs
+        self.vals: list[tuple[TVal, ...]] = [
+            tuple(input_value(j, n, c.inputs[j][1], j in c.linear_inputs) for c in problem.contexts)
+            for j in range(n)]
+        self.nodes: list[tuple[Variant, tuple[int, ...]]] = []
+        self.steps: list[tuple[Step, ...]] = []
+        self.uses = [0] * n
+        self.sids: list[Any] = [("in", j) for j in range(n)]
+        self.lows = [certify.cost_floor(problem, k) for k in range(len(problem.contexts))]
+        self.cost_lb: list[list[int]] = []
+        self.best: tuple[Any, ...] | None = None   # (cost, nodes, assignment, reports)
+        self.bound: int | None = None
+
+    # -- the enumeration ---------------------------------------------------------------------
+
+    def run(self) -> Result:
+        quick = certify.quick_unsat(self.p, self.menu, self.caps)
+        if quick:
+            return self._result("unsat", quick)
+        try:
+            for n in range(1, self.p.max_ops + 1):
+                self.stats.size, self.seen = n, set()
+                self._dfs(n)
+                if self.best is not None:
+                    return self._solved()
+        except _Timeout:
+            if self.best is not None:
+                return self._solved("best found before the timeout")
+            return self._result("timeout", f"no program found within {self.p.settings.timeout_s:g} s "
+                                f"(searched every program of < {self.stats.size} ops)")
+        if self.stats.smt_unknown:
+            return self._result("timeout", f"Z3 could not decide {self.stats.smt_unknown} skeletons "
+                                "within its bounds; raise --timeout or the rlimit")
+        return self._result("unsat", certify.reason(self.p, self.stats))
+
+    def _dfs(self, n: int) -> None:
+        d = len(self.nodes)
+        if d == n:
+            self._complete()
+            return
+        if time.perf_counter() > self.deadline:
+            raise _Timeout
+        total = len(self.vals)
+        for v in self.menu:
+            for ins in self._input_choices(v, total):
+                self._try(n, v, ins)
+
+    def _input_choices(self, v: Variant, total: int) -> list[tuple[int, ...]]:
+        order = range(total - 1, -1, -1)  # the newest tensor first
+        if v.arity == 1:
+            return [(a,) for a in order]
+        return [(a, b) for a in order for b in order
+                if a != b and (not v.commutative or a > b)]
+
+    def _try(self, n: int, v: Variant, ins: tuple[int, ...]) -> None:
+        sid = (v.key, *(self.sids[j] for j in ins))
+        if sid in self.sids:
+            self.stats.pruned["duplicate-op"] += 1
+            return
+        unread = sum(1 for u in self.uses if u == 0) + 1 - sum(1 for j in set(ins) if self.uses[j] == 0)
+        if unread - 1 > n - len(self.nodes) - 1:
+            self.stats.pruned["dangling"] += 1
+            return
+        i = len(self.nodes)
+        try:
+            steps = tuple(apply(v, i, k, [self.vals[j][k] for j in ins])
+                          for k in range(len(self.p.contexts)))
+        except Infeasible:
+            self.stats.pruned["ill-formed"] += 1
+            return
+        self.stats.generated += 1
+        self._push(v, ins, steps, sid)
+        try:
+            rule = certify.prune(self, n - len(self.nodes))
+            if rule:
+                self.stats.pruned[rule] += 1
+                return
+            key = (frozenset(self.sids), frozenset(s for s, u in zip(self.sids, self.uses, strict=True) if u))
+            if key in self.seen:
+                self.stats.deduplicated += 1
+                return
+            self.seen.add(key)
+            self._dfs(n)
+        finally:
+            self._pop(ins)
+
+    def _push(self, v: Variant, ins: tuple[int, ...], steps: tuple[Step, ...], sid: Any) -> None:
+        for j in ins:
+            self.uses[j] += 1
+        self.nodes.append((v, ins))
+        self.steps.append(steps)
+        self.vals.append(tuple(s.val for s in steps))
+        self.uses.append(0)
+        self.sids.append(sid)
+        prev = self.cost_lb[-1] if self.cost_lb else [[0, 0] for _ in self.p.contexts]
+        self.cost_lb.append([[a + s.params.evaluate(lo), b + s.flops.evaluate(lo)]
+                             for (a, b), s, lo in zip(prev, steps, self.lows, strict=True)])
+
+    def _pop(self, ins: tuple[int, ...]) -> None:
+        for j in ins:
+            self.uses[j] -= 1
+        for stack in (self.nodes, self.steps, self.vals, self.uses, self.sids, self.cost_lb):
+            stack.pop()
+
+    # -- complete skeletons ------------------------------------------------------------------
+
+    def _complete(self) -> None:
+        why = certify.final_check(self)
+        if why:
+            self.stats.failed[why] += 1
+            return
+        self.stats.complete += 1
+        if self.progress is not None and self.stats.complete % 50 == 0:
+            self.progress(self.stats)
+        blocked: list[Assignment] = []
+        for _ in range(self.p.settings.models_per_skeleton):
+            res, a, smt_stats = solve_skeleton(self.p, self.nodes, self.steps, blocked, self.bound)
+            self.stats.smt_calls += smt_stats.checks
+            self.stats.smt_time_s += smt_stats.time_s
+            if a is None:
+                if res.unsat:
+                    self.stats.failed["widths/budgets (Z3 unsat)"] += 1
+                else:
+                    self.stats.smt_unknown += 1
+                return
+            ok, why, reports = reverify(self.p, self.nodes, a)
+            if ok:
+                self.stats.verified += 1
+                self._found(a, reports)
+                return
+            self.stats.verify_failed += 1
+            blocked.append(a)
+
+    def _found(self, a: Assignment, reports: tuple[Report, ...]) -> None:
+        cost = a.cost if a.cost is not None else 0
+        if self.best is None or cost < self.best[0]:
+            self.best = (cost, list(self.nodes), a, reports)
+        if self.p.settings.minimize is None:
+            raise _Done
+        self.bound = cost - 1
+
+    def _solved(self, note: str = "") -> Result:
+        assert self.best is not None
+        cost, nodes, a, reports = self.best
+        graph = build_program(self.p.contexts[0], nodes, a)
+        opt = self.p.settings.minimize
+        reason = f"{len(nodes)} ops" + (f", {opt} {cost:,} (minimal among {len(nodes)}-op programs)"
+                                        if opt else "")
+        return self._result("solved", reason + (f"; {note}" if note else ""), graph, a, reports,
+                            tuple(v.key for v, _ in nodes))
+
+    def _result(self, status: str, reason: str, graph: Graph | None = None, a: Assignment | None = None,
+                reports: tuple[Report, ...] = (), skeleton: tuple[str, ...] = ()) -> Result:
+        self.stats.wall_s = time.perf_counter() - self.t0
+        self.stats.exit = status
+        return Result(status, reason, self.stats, graph, a, reports, skeleton)
+
+
+class _Done(Exception):
+    pass
+
+
+def synthesize(problem: Problem, progress: Callable[[Stats], None] | None = None) -> Result:
+    """Search for a program meeting every context of `problem` (see the module docstring)."""
+    s = _Search(problem, progress)
+    try:
+        return s.run()
+    except _Done:
+        return s._solved()
+

@@ -3,7 +3,8 @@
 Subcommands: `zoo` (the model zoo with params, FLOPs and reference counts), `show MODEL`
 (per-op table of a zoo model or a JSON graph file; `--dot`/`--json` export it), `verify MODEL
 --spec SPEC.toml` (exit 0 when every property holds, 1 when one is violated) and `props MODEL`
-(the inferred properties; `--spec-out` writes them as a spec). `--subgraph OPS` picks a
+(the inferred properties; `--spec-out` writes them as a spec) and `synth SPEC.toml` (search for
+a program meeting the spec: exit 0 solved, 1 unsat or timeout). `--subgraph OPS` picks a
 sub-graph: comma-separated op names and/or prefixes ending in '/'. User errors print
 `alphanas: error: ...` on stderr and exit with status 2, never with a traceback.
 Heavy imports (rich, the zoo) happen inside the commands, so `import alphanas.cli` is cheap.
@@ -15,7 +16,9 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alphanas.errors import AlphanasError
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from alphanas.ir.analysis import Analysis
     from alphanas.ir.graph import Graph
     from alphanas.properties.base import Subject
+    from alphanas.synth import Settings, Stats
 
 __all__ = ["main"]
 
@@ -90,7 +94,49 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--input-shape", metavar="SHAPE", type=_shape, action="extend", nargs="+",
                    dest="input_shapes", help="shape of each graph input, e.g. 1,32,32,3")
     r.set_defaults(func=cmd_props)
+    _synth_parser(sub)
+    b = sub.add_parser("bench", help="run a benchmark suite from the source checkout "
+                       "(synth: `alphanas bench synth --help`)")
+    b.add_argument("which", choices=("synth",), help="the suite")
+    b.add_argument("rest", nargs=argparse.REMAINDER, help="the suite's own options")
+    b.set_defaults(func=cmd_bench)
     return p
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """`alphanas bench synth ...` runs benchmarks/synthesis/run.py of the source checkout."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "synthesis" / "run.py").is_file():
+        return _fail(f"the benchmark suite lives in the source checkout (benchmarks/synthesis/); "
+                     f"it is not next to this installation ({root})")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks.synthesis.run import main as bench_main
+
+    return bench_main(args.rest)
+
+
+OBJECTIVES = ("params", "flops")
+"""`alphanas.synth.problem.OBJECTIVES`, repeated: importing alphanas.synth takes 0.25 s."""
+
+
+def _synth_parser(sub: Any) -> None:
+    y = sub.add_parser("synth", help="synthesize a program meeting a spec "
+                       "(exit 0: solved, 1: unsat or timeout, 2: bad input)")
+    y.add_argument("spec", metavar="SPEC.toml", help="the spec to synthesize for")
+    y.add_argument("-o", "--output", metavar="OUT.json", help="write the program as a JSON graph")
+    y.add_argument("--dot", metavar="OUT.dot", help="write the program as Graphviz DOT")
+    y.add_argument("--minimize", choices=OBJECTIVES,
+                   help="find the cheapest program of the smallest size, not the first")
+    y.add_argument("--timeout", metavar="S", type=_positive_float, default=10.0,
+                   help="wall-clock budget of the search in seconds (default: 10)")
+    y.add_argument("--max-ops", metavar="K", type=int,
+                   help="the most ops (overrides the spec's search.max_ops; default 6)")
+    y.add_argument("--seed", metavar="N", type=int, default=0, help="names the run (default: 0)")
+    y.add_argument("--no-flax-check", dest="flax_check", action="store_false",
+                   help="skip re-checking shapes with jax.eval_shape of the Flax lowering")
+    y.add_argument("--json", action="store_true", help="print the result as JSON")
+    y.set_defaults(func=cmd_synth)
 
 
 _SUBGRAPH_HELP = ("the sub-graph: comma-separated op names and/or prefixes ending in '/' "
@@ -107,6 +153,17 @@ def _shape(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated positive ints like 1,32,32,3, got {text!r}")
     return dims
+
+
+def _positive_float(text: str) -> float:
+    """A finite number of seconds > 0 (an argparse type)."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0 < v < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return v
 
 
 # -- formatting ------------------------------------------------------------------------------
@@ -195,14 +252,15 @@ def _with_shapes(graph: Graph, shapes: Sequence[tuple[int, ...]] | None) -> Grap
         raise CLIError(f"--input-shape: {e}") from None
 
 
-def _write(path: str, text: str, what: str) -> None:
+def _write(path: str, text: str, what: str, quiet: bool = False) -> None:
     from alphanas.ir.serialize import atomic_write_text
 
     try:
         atomic_write_text(path, text)
     except OSError as e:
         raise CLIError(f"cannot write {what} to '{path}': {e.strerror or e}") from None
-    _console().print(f"wrote {what} to {path}", markup=False)
+    if not quiet:
+        _console().print(f"wrote {what} to {path}", markup=False)
 
 
 def load_model(model: str) -> Graph:
@@ -372,3 +430,62 @@ def _print_mixing(mixing: list[dict[str, Any]] | None, note: str) -> None:
         for i, row in enumerate(matrix):
             t.add_row(str(i), *(_MIX_SYMBOLS.get(v, v) for v in row))
         con.print(t, markup=False)
+
+
+# -- synth -----------------------------------------------------------------------------------
+
+_FLAGS = {"max_ops": "--max-ops", "timeout": "--timeout", "minimize": "--minimize"}
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """Synthesize a program for SPEC; exit 0 when solved, 1 when unsat or timed out."""
+    from alphanas.ir import serialize
+    from alphanas.properties.spec import load_spec
+    from alphanas.synth import Problem, synthesize
+    from alphanas.synth.report import render, to_json
+
+    for path in (args.output, args.dot):  # fail before a long search, not after it
+        if path is not None and not os.path.isdir(os.path.dirname(path) or "."):
+            raise CLIError(f"cannot write to '{path}': no such directory")
+    problem = Problem.of(load_spec(args.spec), _synth_settings(args))
+    with _progress() as progress:
+        result = synthesize(problem, progress)
+    if args.json:
+        sys.stdout.write(json.dumps(to_json(result), indent=2) + "\n")
+    else:
+        _console().print(render(result))
+    if result.graph is not None:
+        if args.output:
+            _write(args.output, serialize.dumps(result.graph), "JSON", quiet=args.json)
+        if args.dot:
+            _write(args.dot, serialize.to_dot(result.graph), "DOT", quiet=args.json)
+    return 0 if result.solved else 1
+
+
+def _synth_settings(args: argparse.Namespace) -> Settings:
+    from alphanas.synth import Settings, SynthError
+
+    try:
+        return Settings(max_ops=args.max_ops, timeout_s=args.timeout, seed=args.seed,
+                        minimize=args.minimize, flax_check=args.flax_check)
+    except SynthError as e:  # name the flag, not the settings field
+        msg = str(e)
+        field = msg.split(":", 1)[0]
+        raise CLIError(f"{_FLAGS[field]}{msg[len(field):]}" if field in _FLAGS else msg) from None
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[Stats], None] | None]:
+    """A spinner on stderr fed by the search's progress callback, when stderr is a TTY."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    import time
+
+    from rich.console import Console
+
+    from alphanas.synth.report import progress_line
+
+    t0 = time.perf_counter()
+    with Console(stderr=True).status("synthesizing ...") as status:
+        yield lambda stats: status.update(progress_line(stats, time.perf_counter() - t0))

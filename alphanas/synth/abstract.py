@@ -3,9 +3,13 @@
 A tensor of a partial program, in one context, is a `TVal`: its *shadow* shape (every dim
 concrete; a symbolic width shows as its value with every width at `SHADOW`), its last dim as a
 `Term` over the width variables, its depth DP state and its mixing state per subject input.
-Everything but the widths is decided by the enumerated variants, so depth and mixing are those
-of the concrete program whenever no width is 1 (widths are >= 2 at the shadow; the independent
-re-verification of every returned program catches the rest). Applying a variant also yields
+Everything but the widths and kernel sizes is decided by the enumerated variants. A KxK kernel
+covers more positions the larger K is (which matters at small spatial sizes), so mixing is kept
+twice: `mix` with every free kernel at its largest (an upper bound over Z3's choices, used to
+prune) and `mix_lo` at its smallest; a skeleton that needs the larger kernels gets them forced
+in Z3. Depth and mixing are then those of the concrete program whenever no width is 1 (widths
+are >= 2 at the shadow); the independent re-verification of every returned program catches the
+rest. Applying a variant also yields
 the side conditions on widths (add/mul: equal widths) and the op's params/FLOPs as `Term`s, for
 Z3 and for the budget bounds.
 """
@@ -28,7 +32,7 @@ from alphanas.properties.encodings import flops_term, params_term
 from alphanas.properties.mixing import mixing_step, start_state
 from alphanas.properties.smt import Constraint, Term
 from alphanas.properties.symbolic import SymOpInfo
-from alphanas.synth.menu import Variant
+from alphanas.synth.menu import KERNELS, Variant
 
 __all__ = ["SHADOW", "Infeasible", "Step", "TVal", "apply", "input_value", "wvar"]
 
@@ -46,6 +50,7 @@ class TVal:
     last: Term                                   # symbolic last dim
     depth: tuple[tuple[int, int], ...]           # per subject input: (linear, non-linear) DP
     mix: tuple[Ints | None, ...]                 # per subject input: matrix, None = no path
+    mix_lo: tuple[Ints | None, ...]              # the same with every free kernel at its smallest
 
     def depth_of(self, k: int) -> int:
         return max(self.depth[k])
@@ -71,7 +76,7 @@ def input_value(k: int, n: int, shape: Shape, linear: bool) -> TVal:
     depth[k] = (0, NO_PATH) if linear else (NO_PATH, 0)
     mix: list[Ints | None] = [None] * n
     mix[k] = start_state(len(shape))
-    return TVal(shape, Term.const(shape[-1]), tuple(depth), tuple(mix))
+    return TVal(shape, Term.const(shape[-1]), tuple(depth), tuple(mix), tuple(mix))
 
 
 def _shadow(t: Term) -> int:
@@ -89,22 +94,25 @@ def _apply(v: Variant, i: int, k: int, ins: tuple[TVal, ...]) -> Step:
         raise Infeasible(f"{v} needs rank {v.ranks}")
     if v.arity == 2:
         info, last, cons = _binary(v, ins)
+        info_lo = info
     else:
-        info, last = _unary(v, i, k, ins[0])
+        info, last = _unary(v, i, k, ins[0], KERNELS[-1])
+        info_lo = _unary(v, i, k, ins[0], KERNELS[0])[0] if v.kernel else info
         cons = ()
     if v.heads:
         cons = (*cons, *_heads(i, last))
-    val = TVal(info.shape, last, _depth(v, ins), _mix(v, info, ins))
+    val = TVal(info.shape, last, _depth(v, ins), _mix(v, info, [x.mix for x in ins]),
+               _mix(v, info_lo, [x.mix_lo for x in ins]))
     params, flops = _costs(v, i, k, info, ins, last)
     return Step(val, cons, params, flops)
 
 
-def _unary(v: Variant, i: int, k: int, x: TVal) -> tuple[OpInfo, Term]:
+def _unary(v: Variant, i: int, k: int, x: TVal, kernel: int) -> tuple[OpInfo, Term]:
     attrs: dict[str, Any] = dict(v.attrs)
     if v.width == "new":
         attrs["features"] = SHADOW
-    if v.kind.value == "conv" and "kernel" not in attrs:
-        attrs["kernel"] = (3, 3)
+    if v.kernel:
+        attrs["kernel"] = (kernel, kernel)
     if v.heads:
         attrs["num_heads"] = 1
     try:
@@ -168,9 +176,9 @@ def _depth(v: Variant, ins: Sequence[TVal]) -> tuple[tuple[int, int], ...]:
     return tuple(zip(lin, non, strict=True))
 
 
-def _mix(v: Variant, info: OpInfo, ins: Sequence[TVal]) -> tuple[Ints | None, ...]:
-    n = len(ins[0].mix)
-    states = [{j: m for j, m in enumerate(x.mix) if m is not None} for x in ins]
+def _mix(v: Variant, info: OpInfo, ins: Sequence[tuple[Ints | None, ...]]) -> tuple[Ints | None, ...]:
+    n = len(ins[0])
+    states = [{j: m for j, m in enumerate(x) if m is not None} for x in ins]
     out = mixing_step(v.kind, info, states)
     return tuple(out.get(j) for j in range(n))
 

@@ -106,4 +106,6 @@ def pseudo_code(g: Graph) -> str:
 
 
 def _attr(v: Any) -> str:
-    return str(v) if not isinstance(v, tuple) else "(" + ", ".join(_attr(x) for x in v) + ")"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_attr(x) for x in v) + ")"
+    return repr(v) if isinstance(v, str) else str(v)

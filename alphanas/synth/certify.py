@@ -109,7 +109,8 @@ def _cost_budgets(budgets: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
 
 
 def final_check(s: Any) -> str:
-    """Why the complete skeleton fails in the abstract (shape, depth, mixing), or ''."""
+    """Why the complete skeleton fails in the abstract (shape, depth, mixing), or ''. Sets
+    `s.big_kernels` when mixing holds only with the free kernels at their largest."""
     if any(u == 0 for u in s.uses[:-1]) or s.uses[-1]:
         return "dangling"
     for k, ctx in enumerate(s.p.contexts):
@@ -121,12 +122,17 @@ def final_check(s: Any) -> str:
         for i, b in ctx.depth:
             if b.gap(out.depth_of(i)) > 0 or out.depth_of(i) < 0:
                 return "depth"
-        for i, want in ctx.mixing:
-            got = out.mix[i]
-            if any(w and (got is None or g < w) for row, grow in zip(want, got or want, strict=True)
-                   for w, g in zip(row, grow, strict=True)):
-                return "mixing"
+        if not all(_covers(out.mix[i], want) for i, want in ctx.mixing):
+            return "mixing"
+    s.big_kernels = not all(_covers(s.vals[-1][k].mix_lo[i], want)
+                            for k, ctx in enumerate(s.p.contexts) for i, want in ctx.mixing)
     return ""
+
+
+def _covers(got: Any, want: Any) -> bool:
+    """Mixing matrix `got` (None = no path) is at least `want` entry by entry."""
+    return not any(w and (got is None or g < w) for row, grow in zip(want, got or want, strict=True)
+                   for w, g in zip(row, grow, strict=True))
 
 
 def quick_unsat(problem: Problem, variants: Sequence[Variant], caps: Caps) -> str:

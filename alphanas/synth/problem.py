@@ -27,6 +27,7 @@ from alphanas.properties.spec import Spec
 __all__ = ["OBJECTIVES", "Context", "Problem", "Settings", "SynthError", "context_of"]
 
 OBJECTIVES = ("params", "flops")
+MAX_OPS = 12
 
 
 class SynthError(SpecError):
@@ -53,8 +54,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.minimize is not None and self.minimize not in OBJECTIVES:
             raise SynthError(f"minimize: expected one of {', '.join(OBJECTIVES)}, got {self.minimize!r}")
-        if self.max_ops is not None and not 1 <= self.max_ops <= 12:
-            raise SynthError(f"max_ops: expected 1..12, got {self.max_ops}")
+        if self.max_ops is not None and not 1 <= self.max_ops <= MAX_OPS:
+            raise SynthError(f"max_ops: expected 1..{MAX_OPS}, got {self.max_ops}")
         if self.timeout_s <= 0:
             raise SynthError(f"timeout: expected > 0 seconds, got {self.timeout_s}")
 
@@ -86,6 +87,7 @@ class Problem:
     ops: frozenset[OpKind]
     max_ops: int
     settings: Settings = field(default_factory=Settings)
+    ignored: tuple[str, ...] = ()    # allowed op kinds the synthesizer cannot place (see menu)
 
     @property
     def n_inputs(self) -> int:
@@ -118,7 +120,10 @@ class Problem:
         ops = _allowed_ops(specs)
         max_ops = settings.max_ops or min((s.search.max_ops for s in specs if s.search.max_ops),
                                           default=6)
-        return cls(ctxs, ops, max_ops, settings)
+        if not 1 <= max_ops <= MAX_OPS:
+            raise SynthError(f"{first.spec.source}: search.max_ops: expected 1..{MAX_OPS}, got {max_ops}")
+        ignored = tuple(sorted({k.value for s in specs for k in (s.search.ops or ()) if k not in ops}))
+        return cls(ctxs, ops, max_ops, settings, ignored)
 
 
 def _allowed_ops(specs: Sequence[Spec]) -> frozenset[OpKind]:

@@ -109,6 +109,7 @@ class _Search:
         self.cost_lb: list[list[int]] = []
         self.best: tuple[Any, ...] | None = None   # (cost, nodes, assignment, reports)
         self.bound: int | None = None
+        self.big_kernels = False                    # set by certify.final_check
 
     # -- the enumeration ---------------------------------------------------------------------
 
@@ -168,6 +169,9 @@ class _Search:
             self.stats.pruned["ill-formed"] += 1
             return
         self.stats.generated += 1
+        if self.progress is not None and self.stats.generated % 2000 == 0:
+            self.stats.wall_s = time.perf_counter() - self.t0
+            self.progress(self.stats)
         self._push(v, ins, steps, sid)
         try:
             rule = certify.prune(self, n - len(self.nodes))
@@ -209,11 +213,10 @@ class _Search:
             self.stats.failed[why] += 1
             return
         self.stats.complete += 1
-        if self.progress is not None and self.stats.complete % 50 == 0:
-            self.progress(self.stats)
         blocked: list[Assignment] = []
         for _ in range(self.p.settings.models_per_skeleton):
-            res, a, smt_stats = solve_skeleton(self.p, self.nodes, self.steps, blocked, self.bound)
+            res, a, smt_stats = solve_skeleton(self.p, self.nodes, self.steps, blocked, self.bound,
+                                               self.big_kernels)
             self.stats.smt_calls += smt_stats.checks
             self.stats.smt_time_s += smt_stats.time_s
             if a is None:
@@ -243,7 +246,7 @@ class _Search:
         cost, nodes, a, reports = self.best
         graph = build_program(self.p.contexts[0], nodes, a)
         opt = self.p.settings.minimize
-        reason = f"{len(nodes)} ops" + (f", {opt} {cost:,} (minimal among {len(nodes)}-op programs)"
+        reason = f"{len(nodes)} op{'s' if len(nodes) > 1 else ''}" + (f", {opt} {cost:,} (minimal among {len(nodes)}-op programs)"
                                         if opt else "")
         return self._result("solved", reason + (f"; {note}" if note else ""), graph, a, reports,
                             tuple(v.key for v, _ in nodes))

@@ -109,9 +109,11 @@ class _Lin:
 
 def solve_skeleton(problem: Problem, nodes: Sequence[tuple[Variant, tuple[int, ...]]],
                    steps: Sequence[Sequence[Step]], blocked: Sequence[Assignment] = (),
-                   bound: int | None = None) -> tuple[CheckResult, Assignment | None, smt.SmtStats]:
+                   bound: int | None = None, big_kernels: bool = False,
+                   ) -> tuple[CheckResult, Assignment | None, smt.SmtStats]:
     """Solve the attributes of a complete skeleton. `steps[i][k]` is node i in context k; the
-    last node is the output. `blocked` assignments are excluded; `bound` caps the objective."""
+    last node is the output. `blocked` assignments are excluded; `bound` caps the objective;
+    `big_kernels` fixes every free kernel at its largest (the mixing needs it)."""
     s = problem.settings
     solver = smt.Solver(SmtSettings(s.rlimit, s.check_timeout_ms))
     opts = width_options(problem)
@@ -130,6 +132,8 @@ def solve_skeleton(problem: Problem, nodes: Sequence[tuple[Variant, tuple[int, .
             objective = objective + (params if s.minimize == "params" else flops)
     for a in blocked:
         solver.add(_block(a, opts))
+    if big_kernels:
+        solver.add(*(smt.eq(wvar("k", i), KERNELS[-1]) for i, (v, _) in enumerate(nodes) if v.kernel))
     if bound is not None:
         solver.add(smt.le(objective, bound))
     res = solver.check()

@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/alphanas zoo
 	$(BIN)/alphanas show cifar_cnn
+	$(BIN)/alphanas verify cifar_cnn --spec examples/specs/cifar_cnn.toml
+	$(BIN)/alphanas synth examples/specs/synth_downsample.toml --minimize params
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
@@ -23,6 +24,8 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ir.py
+	$(BIN)/python benchmarks/properties.py
+	$(BIN)/alphanas bench synth --out bench-synth.jsonl
 
 lint: $(STAMP)
 	$(BIN)/ruff check alphanas tests benchmarks

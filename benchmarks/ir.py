@@ -17,33 +17,17 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import summary, timed  # noqa: E402
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")  # eval_shape computes nothing; skip device start-up
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 DEFAULT_MODELS = ("resnet50", "vit_s16")
 FALLBACK_MODELS = ("cifar_cnn", "mlp")
-
-
-def timed(fn: Callable[[], Any], reps: int) -> list[float]:
-    """Wall-clock milliseconds of `reps` calls of `fn`."""
-    out = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1e3)
-    return out
-
-
-def summary(ms: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(ms, n=4) if len(ms) >= 2 else [ms[0]] * 3
-    return {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms),
-            "q1_ms": q[0], "q3_ms": q[2], "reps": len(ms)}
 
 
 def pick_models(wanted: list[str]) -> tuple[list[str], list[str]]:

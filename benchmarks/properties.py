@@ -27,32 +27,17 @@ import os
 import platform
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import summary, timed  # noqa: E402
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")  # the concrete path is timed on the same CPU
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 DEFAULT_MODELS = ("resnet50", "vit_s16", "efficientnet_b0")
 TARGET_MS, TARGET_SPEEDUP = 50.0, 20.0
-
-
-def timed(fn: Callable[[], Any], reps: int, before: Callable[[], None] = lambda: None) -> list[float]:
-    """Wall-clock milliseconds of `reps` calls of `fn` (`before` runs untimed ahead of each)."""
-    out = []
-    for _ in range(reps):
-        before()
-        t = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t) * 1e3)
-    return out
-
-
-def summary(ms: list[float]) -> dict[str, float]:
-    q = statistics.quantiles(ms, n=4) if len(ms) >= 2 else [ms[0]] * 3
-    return {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms),
-            "q1_ms": q[0], "q3_ms": q[2], "reps": len(ms)}
 
 
 def optional(module: str, name: str, notes: list[str]) -> Any:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from alphanas.errors import GraphError, ShapeError
 from alphanas.ir.analysis import analyze
-from alphanas.ir.graph import BlockInstance, Graph, Op, TensorSpec, _size_refs
+from alphanas.ir.graph import BlockInstance, Graph, Op, TensorSpec, size_refs
 
 __all__ = ["Selection", "select", "splice", "extract", "prune_dead"]
 
@@ -41,7 +41,7 @@ def select(graph: Graph, ops: Iterable[str]) -> Selection:
     inputs: list[str] = []
     for n in order:
         o = graph.op_map[n]
-        for i in (*o.inputs, *_size_refs(o)):
+        for i in (*o.inputs, *size_refs(o)):
             if i not in chosen and i not in inputs:
                 inputs.append(i)
     outputs = tuple(
@@ -85,7 +85,7 @@ def prune_dead(graph: Graph) -> Graph:
     for o in reversed(graph.ops):
         if o.name in live:
             live.update(o.inputs)
-            live.update(_size_refs(o))
+            live.update(size_refs(o))
     ops = tuple(o for o in graph.ops if o.name in live)
     if len(ops) == len(graph.ops):
         return graph
@@ -139,7 +139,7 @@ def splice(graph: Graph, sel: Selection, replacement: Graph, outputs: Sequence[s
 
 
 def _rewired(o: Op, rewire: dict[str, str]) -> Op:
-    if not any(i in rewire for i in o.inputs) and not any(r in rewire for r in _size_refs(o)):
+    if not any(i in rewire for i in o.inputs) and not any(r in rewire for r in size_refs(o)):
         return o
     renamed = o.renamed(rewire)
     return Op(o.name, o.kind, renamed.inputs, renamed.attrs)

@@ -149,7 +149,7 @@ class Graph:
         for o in self.ops:
             out[o.name] = []
         for o in self.ops:
-            for i in dict.fromkeys((*o.inputs, *_size_refs(o))):
+            for i in dict.fromkeys((*o.inputs, *size_refs(o))):
                 out[i].append(o.name)
         return {k: tuple(v) for k, v in out.items()}
 
@@ -161,7 +161,7 @@ class Graph:
         g.add_nodes_from(self.input_names)
         for o in self.ops:
             g.add_node(o.name, kind=o.kind.value)
-            for i in (*o.inputs, *_size_refs(o)):
+            for i in (*o.inputs, *size_refs(o)):
                 g.add_edge(i, o.name)
         return g
 
@@ -185,7 +185,7 @@ class Graph:
         return iter(self.ops)
 
 
-def _size_refs(o: Op) -> list[str]:
+def size_refs(o: Op) -> list[str]:
     refs: list[str] = []
     for _, v in o.attrs:
         for x in v if isinstance(v, tuple) else (v,):
@@ -221,7 +221,7 @@ def _validated_topo(g: Graph) -> tuple[Op, ...]:
         if not d.check_arity(len(o.inputs)):
             raise GraphError(f"{o.kind.value} '{o.name}': takes {d.arity_text()} inputs, got {len(o.inputs)}")
     for o in g.ops:
-        for i in (*o.inputs, *_size_refs(o)):
+        for i in (*o.inputs, *size_refs(o)):
             if i not in seen:
                 raise GraphError(f"{o.kind.value} '{o.name}': input '{i}' is not an input or op of the {where}")
     if not g.outputs:
@@ -238,7 +238,7 @@ def _topo_order(g: Graph, where: str) -> tuple[Op, ...]:
     indeg = {o.name: 0 for o in g.ops}
     succ: dict[str, list[str]] = {n: [] for n in (*g.input_names, *index)}
     for o in g.ops:
-        for i in dict.fromkeys((*o.inputs, *_size_refs(o))):
+        for i in dict.fromkeys((*o.inputs, *size_refs(o))):
             succ[i].append(o.name)
             if i in index:
                 indeg[o.name] += 1

@@ -86,9 +86,15 @@ def _spliced(ctx: Context, g: Graph) -> tuple[Graph, list[str]]:
 
 
 def _flax_agrees(g: Graph) -> None:
-    from alphanas.ir.lower import eval_shapes
+    """One `jax.eval_shape` trace of Flax's init_with_output (init and apply at once)."""
+    import jax
+    import jax.numpy as jnp
 
-    _, out = eval_shapes(g)
+    from alphanas.ir.lower import lower
+
+    m = lower(g)
+    xs = [jax.ShapeDtypeStruct(s, jnp.float32) for s in g.input_shapes]
+    out, _ = jax.eval_shape(lambda key, *x: m.init_with_output(key, *x), jax.random.PRNGKey(0), *xs)
     got = tuple(tuple(x.shape) for x in (out if isinstance(out, (list, tuple)) else [out]))
     want = analyze(g).output_shapes
     if got != tuple(want):

@@ -176,10 +176,12 @@ def _vs_baselines(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str, bool]]
             and p["n_ops"] <= 6 and p["status"] == "solved"]
     if both:
         missed = sum(o["status"] != "solved" for o, _ in both)
-        ratio = statistics.median(max(p["complete"], 1) / max(o["complete"], 1) for o, p in both)
-        out.append(("<= 6 ops: >= 100x fewer fully evaluated candidates than plain, solving "
-                    "whenever plain does", f"median {ratio:,.0f}x fewer on {len(both)} tasks plain "
-                    f"solved; ours missed {missed}", ratio >= 100 and not missed))
+        total = sum(p["complete"] for _, p in both) / max(sum(o["complete"] for o, _ in both), 1)
+        median = statistics.median(max(p["complete"], 1) / max(o["complete"], 1) for o, p in both)
+        out.append(("<= 6 ops: >= 100x fewer fully evaluated candidates than plain (in total over "
+                    "the tasks plain solves), solving whenever plain does",
+                    f"{total:,.0f}x fewer in total (per-task median {median:,.0f}x) on {len(both)} "
+                    f"tasks plain solved; ours missed {missed}", total >= 100 and not missed))
     g = [r for r in rows if r["synth"] == "greedy"]
     if g:
         n_g = sum(r["status"] == "solved" for r in g)

@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("which", choices=("synth",), help="the suite")
     b.add_argument("rest", nargs=argparse.REMAINDER, help="the suite's own options")
     b.set_defaults(func=cmd_bench)
+    from alphanas.nas.commands import add_parsers
+
+    add_parsers(sub)
     return p
 
 

@@ -212,3 +212,12 @@ def test_bad_specs_are_clear_errors() -> None:
         Settings(minimize="latency")
     with pytest.raises(SynthError, match="same number and ranks"):
         Problem.of([spec({"x": [1, 8]}, {"y": [1, 8]}), spec({"x": [1, 8, 8]}, {"y": [1, 8, 8]})])
+
+
+def test_same_problem_same_program_in_one_process() -> None:
+    p, _ = read_off("resnet18_cifar", [f"stage1/block0/{n}" for n in ("conv1", "conv1_bn", "conv1_relu")])
+    first = synthesize(p)
+    synthesize(two_contexts(32, 64))   # other Z3 work in between must not change the answer
+    again = synthesize(p)
+    assert first.solved and again.solved
+    assert first.graph == again.graph and first.assignment == again.assignment

@@ -15,7 +15,7 @@ Everything else builds formulas from this small vocabulary and never imports z3:
   assumption literal for cheap re-checks, and `stats` counts checks and SMT time.
 
 z3 is imported lazily, on the first solver, so importing this module (and `alphanas.properties`)
-needs no z3. All solvers share Z3's default context, one per process. Z3 contexts are not
+needs no z3. Solvers share Z3's default context unless given a `fresh_context()`. Z3 contexts are not
 thread-safe: this module serialises every call into Z3 with one process-wide lock, so threads
 may share it (without parallel speed-up); use processes for parallel solving.
 """
@@ -35,7 +35,7 @@ from alphanas.errors import AlphanasError, InternalError
 __all__ = [
     "FALSE", "TRUE", "BoolLit", "CheckResult", "Constraint", "SmtError", "SmtSettings",
     "SmtStats", "Solver", "Status", "Term", "all_of", "any_of", "as_term", "bool_var",
-    "divides", "eq", "ge", "gt", "implies", "is_ite", "is_max", "le", "lt", "ne", "negate",
+    "divides", "eq", "fresh_context", "ge", "gt", "implies", "is_ite", "is_max", "le", "lt", "ne", "negate",
     "total_stats", "var",
 ]
 
@@ -454,6 +454,15 @@ _LOCK = threading.RLock()
 _TOTAL = SmtStats()
 
 
+def fresh_context() -> Any:
+    """A new Z3 context: solvers built on it see nothing solved before, so their models do not
+    depend on the process's history (the synthesizer makes one per call)."""
+    import z3
+
+    with _LOCK:
+        return z3.Context()
+
+
 def total_stats() -> SmtStats:
     """A snapshot of the process-wide counters over every solver."""
     with _LOCK:
@@ -463,6 +472,7 @@ def total_stats() -> SmtStats:
 @dataclass
 class _Vars:
     z3: Any
+    ctx: Any = None
     ints: dict[str, Any] = field(default_factory=dict)
     bools: dict[str, Any] = field(default_factory=dict)
 
@@ -470,14 +480,14 @@ class _Vars:
         if name not in self.ints:
             if name in self.bools:
                 raise SmtError(f"'{name}' is used both as a Boolean and as an integer")
-            self.ints[name] = self.z3.Int(name)
+            self.ints[name] = self.z3.Int(name, self.ctx)
         return self.ints[name]
 
     def bool(self, name: str) -> Any:
         if name not in self.bools:
             if name in self.ints:
                 raise SmtError(f"'{name}' is used both as an integer and as a Boolean")
-            self.bools[name] = self.z3.Bool(name)
+            self.bools[name] = self.z3.Bool(name, self.ctx)
         return self.bools[name]
 
 
@@ -485,17 +495,20 @@ class Solver:
     """A bounded Z3 solver over our vocabulary. Not for concurrent use from several threads
     without the module lock (taken internally), see the module docstring."""
 
-    def __init__(self, settings: SmtSettings | None = None) -> None:
+    def __init__(self, settings: SmtSettings | None = None, context: Any = None) -> None:
+        """`context`: a `fresh_context()` to isolate this solver's terms (and its choices) from
+        everything solved before in the process; None shares Z3's default context."""
         import z3
 
         self.settings = settings or SmtSettings()
         self.stats = SmtStats()
         self._z3 = z3
-        self._vars = _Vars(z3)
+        self._vars = _Vars(z3, context)
+        self._ctx = context
         self._terms: dict[Term, Any] = {}
         self._n_lits = 0
         with _LOCK:
-            self._s = z3.Solver()
+            self._s = z3.Solver(ctx=context)
         self._model: Any = None
 
     def add(self, *constraints: Constraint) -> None:
@@ -586,13 +599,13 @@ class Solver:
         for m, c in t.coeffs:
             factors = [self._vars.int(v) for v in m]
             if not factors:
-                parts.append(z3.IntVal(c))
+                parts.append(z3.IntVal(c, self._ctx))
                 continue
             p = factors[0]
             for f in factors[1:]:
                 p = p * f
-            parts.append(p if c == 1 else z3.IntVal(c) * p)
-        e = z3.IntVal(0) if not parts else (parts[0] if len(parts) == 1 else z3.Sum(parts))
+            parts.append(p if c == 1 else z3.IntVal(c, self._ctx) * p)
+        e = z3.IntVal(0, self._ctx) if not parts else (parts[0] if len(parts) == 1 else z3.Sum(parts))
         self._terms[t] = e
         return e
 
@@ -601,7 +614,7 @@ class Solver:
         if isinstance(c, Cmp):
             return _PY_OPS[c.op](self._term(c.lhs), self._term(c.rhs))
         if isinstance(c, Const):
-            return z3.BoolVal(c.val)
+            return z3.BoolVal(c.val, self._ctx)
         if isinstance(c, BoolLit):
             return self._vars.bool(c.name)
         if isinstance(c, Divides):
@@ -609,7 +622,7 @@ class Solver:
         if isinstance(c, Not):
             return z3.Not(self._expr(c.arg))
         if isinstance(c, And):
-            return z3.And([self._expr(a) for a in c.args])
+            return z3.And([self._expr(a) for a in c.args]) if c.args else z3.BoolVal(True, self._ctx)
         if isinstance(c, Or):
-            return z3.Or([self._expr(a) for a in c.args])
+            return z3.Or([self._expr(a) for a in c.args]) if c.args else z3.BoolVal(False, self._ctx)
         raise SmtError(f"not a constraint: {c!r}")

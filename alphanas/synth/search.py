@@ -110,6 +110,7 @@ class _Search:
         self.best: tuple[Any, ...] | None = None   # (cost, nodes, assignment, reports)
         self.bound: int | None = None
         self.big_kernels = False                    # set by certify.final_check
+        self.context: Any = None                    # one fresh Z3 context per call, made lazily
 
     # -- the enumeration ---------------------------------------------------------------------
 
@@ -213,10 +214,14 @@ class _Search:
             self.stats.failed[why] += 1
             return
         self.stats.complete += 1
+        if self.context is None:
+            from alphanas.properties.smt import fresh_context
+
+            self.context = fresh_context()
         blocked: list[Assignment] = []
         for _ in range(self.p.settings.models_per_skeleton):
             res, a, smt_stats = solve_skeleton(self.p, self.nodes, self.steps, blocked, self.bound,
-                                               self.big_kernels)
+                                               self.big_kernels, self.context)
             self.stats.smt_calls += smt_stats.checks
             self.stats.smt_time_s += smt_stats.time_s
             if a is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from alphanas.ir.attrs import Size
 from alphanas.properties import smt
@@ -109,13 +110,13 @@ class _Lin:
 
 def solve_skeleton(problem: Problem, nodes: Sequence[tuple[Variant, tuple[int, ...]]],
                    steps: Sequence[Sequence[Step]], blocked: Sequence[Assignment] = (),
-                   bound: int | None = None, big_kernels: bool = False,
+                   bound: int | None = None, big_kernels: bool = False, context: Any = None,
                    ) -> tuple[CheckResult, Assignment | None, smt.SmtStats]:
     """Solve the attributes of a complete skeleton. `steps[i][k]` is node i in context k; the
     last node is the output. `blocked` assignments are excluded; `bound` caps the objective;
     `big_kernels` fixes every free kernel at its largest (the mixing needs it)."""
     s = problem.settings
-    solver = smt.Solver(SmtSettings(s.rlimit, s.check_timeout_ms))
+    solver = smt.Solver(SmtSettings(s.rlimit, s.check_timeout_ms), context)
     opts = width_options(problem)
     domains = _choices(problem, nodes, opts, solver)
     lin = _Lin(solver, domains)

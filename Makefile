@@ -12,9 +12,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/alphanas show cifar_cnn
-	$(BIN)/alphanas verify cifar_cnn --spec examples/specs/cifar_cnn.toml
 	$(BIN)/alphanas synth examples/specs/synth_downsample.toml --minimize params
+	$(BIN)/alphanas search --config examples/search/digits.toml --out runs/demo
+	$(BIN)/alphanas runs show runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ir.py
 	$(BIN)/python benchmarks/properties.py
 	$(BIN)/alphanas bench synth --out bench-synth.jsonl
+	$(BIN)/python benchmarks/nas_overhead.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check alphanas tests benchmarks

@@ -130,3 +130,18 @@ def test_bad_input_is_exit_2_and_keeps_the_run(tmp_path: Path, capsys) -> None:
         SearchConfig(train={"epochz": 1})
     with pytest.raises(ConfigError, match="sample: 5 exceeds"):
         load_config(None, sample=5, population=3)
+
+
+def test_weight_inheritance_keeps_unchanged_ops(tmp_path: Path) -> None:
+    import numpy as np
+
+    from alphanas.nas.evolve import inherit
+
+    store = run_search(tiny(trials=4, inherit_weights=True, mutator="random"), tmp_path)
+    cands = store.candidates()
+    assert all(c.status == "ok" for c in cands)
+    parent = store.get_weights(0)
+    g = serialize.loads(cands[0].graph_json)
+    merged = inherit(g, parent, seed=123)
+    w = parent["params"]["fc/logits"]["kernel"]
+    assert np.array_equal(merged["params"]["fc/logits"]["kernel"], w)   # same op, same shape: kept

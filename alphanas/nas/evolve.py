@@ -139,6 +139,7 @@ def _train(cfg: SearchConfig, job: Job, graph: Graph, mutation: str, spec: str, 
     a = analyze(graph)
     init = inherit(graph, parent_weights, cfg.seed + job.trial) if parent_weights is not None else None
     tc = replace(cfg.train_config(), seed=cfg.seed + job.trial)
+    t_train = time.perf_counter()
     try:
         r = train(graph, dataset_of(cfg), tc, variables=init)
     except AlphanasError as e:  # e.g. a child that does not compile at the training batch size
@@ -147,7 +148,7 @@ def _train(cfg: SearchConfig, job: Job, graph: Graph, mutation: str, spec: str, 
                      mutation=mutation, graph_json=serialize.dumps(graph),
                      fingerprint=fingerprint(graph), spec_toml=spec, synth_stats=stats,
                      val_accuracy=r.val_accuracy, test_accuracy=r.test_accuracy, params=a.params,
-                     flops=a.flops, train_time_s=r.train_time_s,
+                     flops=a.flops, train_time_s=time.perf_counter() - t_train,  # incl. evaluation
                      wall_time_s=time.perf_counter() - t0, created=time.time())
     return cand, (r.variables if r.status == "ok" else None)
 

@@ -30,13 +30,23 @@ def front(cands: Sequence[Any], objective: str = "params") -> list[Any]:
 
 def front_table(cands: Sequence[Any], objective: str = "params", title: str = "Pareto front") -> Table:
     t = Table(title=f"{title} (validation accuracy vs. {objective})")
-    for col in ("trial", "parent", "val acc", "test acc", "params", "FLOPs", "train s", "mutation"):
-        t.add_column(col, justify="left" if col == "mutation" else "right")
+    for col in ("trial", "parent", "val acc", "test acc", "params", "FLOPs", "mutation"):
+        t.add_column(col, justify="left" if col == "mutation" else "right", no_wrap=True,
+                     min_width=len(col), overflow="ellipsis")
     for c in front(cands, objective):
         t.add_row(str(c.trial), "-" if c.parent is None else str(c.parent), f"{c.val_accuracy:.4f}",
                   f"{c.test_accuracy:.4f}" if c.test_accuracy is not None else "-",
-                  f"{c.params:,}", f"{c.flops:,}", f"{c.train_time_s or 0:.1f}", (c.mutation or "")[:60])
+                  _si(c.params), _si(c.flops), (c.mutation or "").split(":")[0])
     return t
+
+
+def _si(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, k in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= k:
+            return f"{n / k:.1f}{unit}"
+    return str(n)
 
 
 def _rows(cands: Sequence[Any]) -> list[list[Any]]:

@@ -38,7 +38,7 @@ from alphanas.ir.registry import opdef
 from alphanas.properties import smt
 from alphanas.properties.base import Subject
 from alphanas.properties.smt import BoolLit, CheckResult, Constraint, Term
-from alphanas.properties.symbolic import Range, SymAnalysis, SymOpInfo, infer_symbolic
+from alphanas.properties.symbolic import Range, SymAnalysis, SymOpInfo, infer_symbolic, prod_terms
 
 __all__ = ["KINDS", "EncodedValues", "Encoding", "EncodingError", "encode"]
 
@@ -337,32 +337,25 @@ def encode(graph: Graph | Subject, target_kind: str, target_value: Any, relation
 # ---- per-op cost terms (mirroring alphanas.ir.rules) -------------------------------------------
 
 
-def _prod(xs: Sequence[Term | int]) -> Term:
-    out = Term.const(1)
-    for x in xs:
-        out = out * smt.as_term(x)
-    return out
-
-
 def params_term(kind: OpKind, info: SymOpInfo, div: Any) -> Term:
     a, x, out = info.attrs, info.in_shapes[0] if info.in_shapes else (), info.shape
     bias = a.get("use_bias", False)
     if kind is K.CONV:
         f = smt.as_term(a["features"])
-        return _prod(a["kernel"]) * div(x[-1], smt.as_term(a["groups"])) * f + (f if bias else 0)
+        return prod_terms(a["kernel"]) * div(x[-1], smt.as_term(a["groups"])) * f + (f if bias else 0)
     if kind is K.DENSE:
         f = smt.as_term(a["features"])
         return x[-1] * f + (f if bias else 0)
     if kind is K.DENSE_GENERAL:
-        fout = _prod(a["features"])
-        return _prod([x[i] for i in a["axis"]]) * fout + (fout if bias else 0)
+        fout = prod_terms(a["features"])
+        return prod_terms([x[i] for i in a["axis"]]) * fout + (fout if bias else 0)
     if kind is K.SELF_ATTENTION:
         d, q, o = x[-1], smt.as_term(a["qkv_features"]), smt.as_term(a["out_features"])
         return 3 * (d * q + (q if bias else 0)) + q * o + (o if bias else 0)
     if kind in (K.BATCH_NORM, K.LAYER_NORM, K.GROUP_NORM):
         return 2 * x[-1]
     if kind is K.PARAM:
-        return _prod(out)
+        return prod_terms(out)
     return Term()
 
 
@@ -374,24 +367,24 @@ _PER_ELEMENT = {K.ADD: 1, K.MUL: 1, K.SCALAR_ADD: 1, K.SCALAR_MUL: 1, K.RELU: 1,
 def flops_term(kind: OpKind, info: SymOpInfo, div: Any) -> Term:
     a, ins, out = info.attrs, info.in_shapes, info.shape
     if kind in _PER_ELEMENT:
-        return _PER_ELEMENT[kind] * _prod(out)
+        return _PER_ELEMENT[kind] * prod_terms(out)
     x = ins[0] if ins else ()
     if kind is K.CONV:
-        return 2 * _prod(out) * _prod(a["kernel"]) * div(x[-1], smt.as_term(a["groups"]))
+        return 2 * prod_terms(out) * prod_terms(a["kernel"]) * div(x[-1], smt.as_term(a["groups"]))
     if kind is K.DENSE:
-        return 2 * _prod(out) * x[-1]
+        return 2 * prod_terms(out) * x[-1]
     if kind is K.DENSE_GENERAL:
-        return 2 * _prod(out) * _prod([x[i] for i in a["axis"]])
+        return 2 * prod_terms(out) * prod_terms([x[i] for i in a["axis"]])
     if kind is K.EINSUM:
         sizes, ell = info.labels  # type: ignore[misc]
-        return 2 * _prod(list(sizes.values())) * _prod(ell)
+        return 2 * prod_terms(list(sizes.values())) * prod_terms(ell)
     if kind is K.SELF_ATTENTION:
         d, q, o = x[-1], smt.as_term(a["qkv_features"]), smt.as_term(a["out_features"])
-        return 2 * _prod(x[:-1]) * (3 * d * q + 2 * x[-2] * q + q * o)
+        return 2 * prod_terms(x[:-1]) * (3 * d * q + 2 * x[-2] * q + q * o)
     if kind in (K.AVG_POOL, K.MAX_POOL):
-        return _prod(out) * _prod(a["window"])
+        return prod_terms(out) * prod_terms(a["window"])
     if kind is K.MEAN:
-        return _prod(x)
+        return prod_terms(x)
     if kind is K.RESIZE and a["method"] != "nearest":
-        return 2 * 2 ** (len(out) - 2) * _prod(out)
+        return 2 * 2 ** (len(out) - 2) * prod_terms(out)
     return Term()

@@ -34,7 +34,7 @@ from alphanas.properties.smt import Constraint, Term
 
 __all__ = [
     "RULES", "Definition", "Obligation", "Range", "SymAnalysis", "SymOpInfo", "SymbolicError",
-    "infer_symbolic",
+    "infer_symbolic", "prod_terms",
 ]
 
 SymShape = tuple[Term, ...]
@@ -277,10 +277,11 @@ def _int(x: Term | int) -> int | None:
     return x if isinstance(x, int) else x.value
 
 
-def _prod(xs: Sequence[Term]) -> Term:
+def prod_terms(xs: Sequence[Term | int]) -> Term:
+    """The product of terms (ints allowed), 1 for none."""
     out = Term.const(1)
     for x in xs:
-        out = out * x
+        out = out * smt.as_term(x)
     return out
 
 
@@ -431,8 +432,8 @@ def _reshape(ctx: _Ctx, a: Attrs, ins: list[SymShape]) -> SymShape:
         raise ShapeError(f"new_shape {tuple(new)} has more than one -1")
     if any(isinstance(d, int) and (d < -1 or d == 0) for d in new):
         raise ShapeError(f"new_shape {tuple(new)} must hold positive sizes or a single -1")
-    total = _prod(x)
-    known = _prod([_t(d) for i, d in enumerate(new) if i not in wild])
+    total = prod_terms(x)
+    known = prod_terms([_t(d) for i, d in enumerate(new) if i not in wild])
     shown = tuple(Term.const(-1) if i in wild else _t(d) for i, d in enumerate(new))
     what = "{} ({} elements) reshapes to {} ({} elements)"
     if wild:
@@ -444,7 +445,7 @@ def _reshape(ctx: _Ctx, a: Attrs, ins: list[SymShape]) -> SymShape:
 
 def _flatten(ctx: _Ctx, a: Attrs, ins: list[SymShape]) -> SymShape:
     _need_rank(ins[0], 1, "flatten")
-    return (ins[0][0], _prod(ins[0][1:]))
+    return (ins[0][0], prod_terms(ins[0][1:]))
 
 
 def _transpose(ctx: _Ctx, a: Attrs, ins: list[SymShape]) -> SymShape:

@@ -78,13 +78,16 @@ def _parser() -> argparse.ArgumentParser:
                    dest="input_shapes", help="shape of each graph input, e.g. 1,32,32,3")
     s.set_defaults(func=cmd_show)
     v = sub.add_parser("verify", help="check a model or a sub-graph against a spec "
-                       "(exit 0: holds, 1: violated, 2: bad input)")
+                       "(exit 0: holds, 1: violated, 2: bad input, 3: --oracle disagrees)")
     v.add_argument("model", metavar="MODEL", help="a zoo model name or a path to a JSON graph")
     v.add_argument("--spec", metavar="SPEC.toml", required=True, help="the spec to check")
     v.add_argument("--symbolic", action="store_true",
                    help="also prove a symbolic shape claim for every input size in its ranges")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     v.add_argument("--subgraph", metavar="OPS", help=_SUBGRAPH_HELP)
+    v.add_argument("--oracle", action="store_true",
+                   help="also judge with the independent oracle (Flax trace, exact mixing, its own "
+                        "depth and cost) and report any disagreement with the rules (exit 3)")
     v.set_defaults(func=cmd_verify)
     r = sub.add_parser("props", help="the inferred properties of a model or a sub-graph")
     r.add_argument("model", metavar="MODEL", help="a zoo model name or a path to a JSON graph")
@@ -136,8 +139,6 @@ def _synth_parser(sub: Any) -> None:
     y.add_argument("--max-ops", metavar="K", type=int,
                    help="the most ops (overrides the spec's search.max_ops; default 6)")
     y.add_argument("--seed", metavar="N", type=int, default=0, help="names the run (default: 0)")
-    y.add_argument("--no-flax-check", dest="flax_check", action="store_false",
-                   help="skip re-checking shapes with jax.eval_shape of the Flax lowering")
     y.add_argument("--json", action="store_true", help="print the result as JSON")
     y.set_defaults(func=cmd_synth)
 
@@ -336,17 +337,21 @@ def _subgraph_ops(graph: Graph, text: str | None) -> list[str] | None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Check MODEL against SPEC; exit 0 when every property holds, 1 when one is violated."""
+    """Check MODEL against SPEC; exit 0 when every property holds, 1 when one is violated, 3 when
+    `--oracle` finds the rules and the oracle disagree (an internal error)."""
     from alphanas.properties.spec import load_spec
     from alphanas.properties.verify import verify
 
     graph = load_model(args.model)
     spec = load_spec(args.spec)
-    report = verify(graph, spec, _subgraph_ops(graph, args.subgraph), symbolic=args.symbolic)
+    report = verify(graph, spec, _subgraph_ops(graph, args.subgraph), symbolic=args.symbolic,
+                    oracle=args.oracle)
     if args.json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
         _console().print(report)
+    if report.oracle is not None and not report.oracle.agrees:
+        return 3
     return 0 if report.holds else 1
 
 
@@ -402,6 +407,9 @@ def _print_props(model: str, ops: list[str] | None, props: dict[str, Any]) -> No
     con.print(shapes, markup=False)
     con.print("depth: linear/non-linear alternations per (input, output) pair; no row: no path",
               markup=False)
+    if ops:
+        produced = ", ".join(f"{i} {c}" for i, c in props["context"].items())
+        con.print(f"context (the class of the host op producing each input): {produced}", markup=False)
     depth = Table()
     for col in ("input", "output", "depth"):
         depth.add_column(col, justify="right" if col == "depth" else "left")
@@ -441,7 +449,7 @@ _FLAGS = {"max_ops": "--max-ops", "timeout": "--timeout", "minimize": "--minimiz
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    """Synthesize a program for SPEC; exit 0 when solved, 1 when unsat or timed out."""
+    """Synthesize a program for SPEC; exit 0 when solved, 1 when unsat, unknown or timed out."""
     from alphanas.ir import serialize
     from alphanas.properties.spec import load_spec
     from alphanas.synth import Problem, synthesize
@@ -470,7 +478,7 @@ def _synth_settings(args: argparse.Namespace) -> Settings:
 
     try:
         return Settings(max_ops=args.max_ops, timeout_s=args.timeout, seed=args.seed,
-                        minimize=args.minimize, flax_check=args.flax_check)
+                        minimize=args.minimize)
     except SynthError as e:  # name the flag, not the settings field
         msg = str(e)
         field = msg.split(":", 1)[0]

@@ -2,7 +2,7 @@
 
 Acceptance: for random chains and DAGs (valid by construction), the Z3 model of the encoding
 reproduces the inferred values (shapes from `analyze`, depth from a path-enumerating reference
-and `infer_depth`, mixing from `infer_mixing`, params/FLOPs from `analyze`), and perturbed
+and `infer_depth`, mixing from `analytic_mixing` (the rule the encoding states), params/FLOPs from `analyze`), and perturbed
 targets (exact depth + 1, a shape dim + 1, a budget below the actual cost, a stronger mixing
 entry) are UNSAT, with the failed target named in the core.
 """
@@ -86,9 +86,9 @@ def assert_reproduces(g: Graph, enc: Encoding) -> None:
 
         assert depth == infer_depth(Subject.whole(g))
     if HAVE_MIXING:
-        from alphanas.properties.mixing import infer_mixing
+        from alphanas.properties.mixing import analytic_mixing
 
-        want = {p: as_ints(m) for p, m in infer_mixing(g).items()}
+        want = {p: as_ints(m) for p, m in analytic_mixing(g).items()}
         assert {p: v.mixing[p] for p in want} == want
 
 
@@ -147,15 +147,15 @@ def test_the_paper_cnn_has_depth_7_in_the_model() -> None:
 
 
 @needs_mixing
-def test_mixing_of_a_zoo_block_matches_infer_mixing() -> None:
+def test_mixing_of_a_zoo_block_matches_analytic_mixing() -> None:
     from alphanas.ir import extract, select
-    from alphanas.properties.mixing import infer_mixing
+    from alphanas.properties.mixing import analytic_mixing
 
     g = zoo.build("resnet18", **zoo.ZOO["resnet18"].small)
     block = extract(g, select(g, [o.name for o in g.ops if o.name.startswith("stage2/block0/")]))
     enc = Encoding(block, ("mixing",))
     assert enc.check().sat
-    want = {p: as_ints(m) for p, m in infer_mixing(block).items()}
+    want = {p: as_ints(m) for p, m in analytic_mixing(block).items()}
     assert {p: enc.values().mixing[p] for p in want} == want
 
 

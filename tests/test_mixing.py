@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from test_random_graphs import chains, dags
 
@@ -26,6 +26,7 @@ from alphanas.properties.mixing import (
     Mix,
     MixingTarget,
     MixMatrix,
+    analytic_mixing,
     identity_mixing,
     infer_mixing,
     op_mixing,
@@ -49,7 +50,29 @@ def text(m: dict) -> dict:
     return {f"{i}->{o}": [" ".join(v.label for v in row) for row in mat] for (i, o), mat in m.items()}
 
 
+def has_constant_values(g: Graph) -> bool:
+    """Whether an op makes a value that no input changes (softmax / layer or group norm over one
+    element, scalar_mul by 0). Downstream of it, a relu or a product can be 0 for the one
+    parameter draw of the Jacobian reference but not for other parameters, so the reference's
+    dependence is draw-dependent there; the definition (and `infer_mixing`) takes parameters
+    as generic."""
+    a = analyze(g)
+    for op in g.ops:
+        info = a.ops[op.name]
+        x = info.in_shapes[0] if info.in_shapes else ()
+        if op.kind is K.SCALAR_MUL and info.attrs["value"] == 0:
+            return True
+        if op.kind is K.SOFTMAX and x[info.attrs["axis"] % len(x)] == 1:
+            return True
+        if op.kind is K.LAYER_NORM and x[-1] == 1:
+            return True
+        if op.kind is K.GROUP_NORM and math.prod(x[1:-1]) * (x[-1] // info.attrs["num_groups"]) == 1:
+            return True
+    return False
+
+
 def assert_agree(g: Graph) -> None:
+    assume(not has_constant_values(g))
     analytic, concrete = infer_mixing(g), concrete_mixing(g)
     assert analytic == concrete, f"{g.ops}\nanalytic {text(analytic)}\nconcrete {text(concrete)}"
 
@@ -397,6 +420,7 @@ def regular_graphs(draw: Draw) -> Graph:
 @given(regular_graphs())
 def test_composition_is_exact_on_regular_graphs(g: Graph) -> None:
     assert_agree(g)
+    assert analytic_mixing(g) == infer_mixing(g)
 
 
 @settings(max_examples=max(10, _PROFILE))
@@ -428,8 +452,11 @@ def chain(shape_: Shape, *ops: tuple[OpKind, dict]) -> Graph:
 
 
 def pair(g: Graph) -> tuple[MixMatrix, MixMatrix]:
+    """(the paper's composition rule, the Jacobian definition); `infer_mixing` is exact."""
     key = (g.input_names[0], g.outputs[0])
-    return infer_mixing(g)[key], concrete_mixing(g)[key]
+    concrete = concrete_mixing(g)[key]
+    assert infer_mixing(g)[key] == concrete
+    return analytic_mixing(g)[key], concrete
 
 
 def test_stacked_windows_spanning_a_dim_are_all_to_one_concretely() -> None:
@@ -457,7 +484,8 @@ def test_all_to_one_at_the_centre_is_propagated_off_centre() -> None:
     x, w = net.input("x", (2, 3, 2)), net.input("w", (2, 2, 2))
     y = net.op(K.CONV, x, features=2, kernel=3)
     g = net.b.build(net.op(K.CONCAT, w, y, axis=1))
-    analytic, concrete = infer_mixing(g)[("x", "concat")], concrete_mixing(g)[("x", "concat")]
+    analytic, concrete = analytic_mixing(g)[("x", "concat")], concrete_mixing(g)[("x", "concat")]
+    assert infer_mixing(g)[("x", "concat")] == concrete
     assert analytic[1] == (A, A, A)
     assert concrete[1] == (N, M, N)
 
@@ -516,7 +544,8 @@ def test_a_zoo_block_with_stacked_windows_saturates() -> None:
     block = next(b for b in g.blocks if b.prefix == "stage2/block1")
     sub = Subject.sub(g, block.ops)
     (key,) = sub.pairs
-    analytic, concrete = infer_mixing(sub)[key], concrete_mixing(sub.graph, draws=16)[key]
+    analytic, concrete = analytic_mixing(sub)[key], concrete_mixing(sub.graph, draws=16)[key]
+    assert infer_mixing(sub)[key] == concrete
     assert analytic == ((S, N, N, N), (N, M, N, N), (N, N, M, N), (A, A, A, A))
     assert concrete == ((S, N, N, N), (A, A, A, A), (A, A, A, A), (A, A, A, A))
 

@@ -94,7 +94,7 @@ def test_mixing_section_is_delegated() -> None:
 BAD = [
     ("[inputs]\nx = [1, 2\n", "invalid TOML: "),
     ("[inputs]\nx = [1, 4]\n[deph]\nvalue = 2\n",
-     "unknown key 'deph' (accepted: depth, inputs, mixing, name, outputs, ranges, resources, search)"),
+     "unknown key 'deph' (accepted: context, depth, inputs, mixing, name, outputs, ranges, resources, search)"),
     ("name = 3\n[inputs]\nx = [1]\n", "name: expected a string, got 3"),
     ("[outputs]\ny = [1]\n", "missing section [inputs] (input name = shape, e.g. x = [1, 32, 32, 64])"),
     ("inputs = [1, 2]\n", "inputs: expected a table (input name = shape), got [1, 2]"),

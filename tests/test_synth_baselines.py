@@ -16,7 +16,7 @@ from alphanas.synth.baselines import greedy_progressive, plain_enumerate
 from alphanas.synth.build import reverify
 from alphanas.synth.menu import menu
 
-FAST = Settings(flax_check=False, timeout_s=60)
+FAST = Settings(timeout_s=60)
 ALL = ("shape", "depth", "mixing", "resources", "search")
 CIFAR_BLOCK = ["conv_layer1/conv", "conv_layer1/relu", "conv_layer1/avg_pool"]
 

@@ -13,7 +13,7 @@ from benchmarks.synthesis.tasks import quick_tasks
 def test_quick_suite_ours_and_greedy(tmp_path: Path) -> None:
     tasks = quick_tasks()
     out = tmp_path / "rows.jsonl"
-    rows = run(tasks, ["ours", "greedy"], 10.0, 2.0, 1, out, False, False)
+    rows = run(tasks, ["ours", "greedy"], 10.0, 2.0, 1, out, False)
     assert len(rows) == 2 * len(tasks) and not [r for r in rows if r["status"] == "error"]
     ours = [r for r in rows if r["synth"] == "ours"]
     assert all(r["status"] == "solved" for r in ours if r["known_sat"]), \
@@ -25,7 +25,7 @@ def test_quick_suite_ours_and_greedy(tmp_path: Path) -> None:
     # resume: a truncated file with a corrupted last line is completed, nothing rerun
     lines = out.read_text().splitlines()
     out.write_text("\n".join(lines[:5]) + "\n{not json\n")
-    again = run(tasks, ["ours", "greedy"], 10.0, 2.0, 1, out, True, False)
+    again = run(tasks, ["ours", "greedy"], 10.0, 2.0, 1, out, True)
     assert len(again) == len(rows)
     assert out.read_text().splitlines()[:5] == lines[:5]
 
@@ -39,7 +39,7 @@ def test_cli_entry_and_bad_flags(capsys, tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as e:
         main(["--suite", "nope"])
     assert e.value.code == 2 and "nope" in capsys.readouterr().err
-    assert main(["--quick", "--synth", "ours", "--jobs", "1", "--no-flax-check", "--limit", "3",
+    assert main(["--quick", "--synth", "ours", "--jobs", "1", "--limit", "3",
                  "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["unsound"] == [] and data["rows"]

@@ -71,7 +71,8 @@ class SearchConfig:
     mutator: str = "synth"
     inherit_weights: bool = False
     seed: int = 0
-    synth_timeout_s: float = 5.0
+    synth_timeout_s: float = 30.0   # a safety net per synthesis; the deterministic budget is its
+    # candidate count (MutationSettings.synth_max_candidates)
     train: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

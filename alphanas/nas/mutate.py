@@ -101,7 +101,8 @@ class MutationSettings:
     depth_delta_max: int = 2
     mixing_drop_p: float = 0.5
     mutate_shape: bool = False
-    synth_timeout_s: float = 5.0
+    synth_timeout_s: float = 30.0     # a safety net: the deterministic budget is the next one
+    synth_max_candidates: int = 20_000
     synth_max_ops: int = 6
     retries: int = 5
     properties: tuple[str, ...] = ("shape", "depth", "mixing")
@@ -333,7 +334,8 @@ def _mutate_template(graph: Graph, rng: np.random.Generator, s: MutationSettings
         return Mutation(None, "mutate_template", reason=f"{where}: no valid single-output sub-graph grown")
     sels = [_in_site(graph, sel_t, site) for site in sites]
     specs = _mutated_specs(graph, sels, int(rng.integers(_SEED_MAX)), s)
-    settings = Settings(timeout_s=s.synth_timeout_s, max_ops=s.synth_max_ops, flax_check=False)
+    settings = Settings(timeout_s=s.synth_timeout_s, max_ops=s.synth_max_ops,
+                        max_candidates=s.synth_max_candidates)
     # The synthesizer re-verifies in the host, where a replaced tensor must keep its shape: a
     # shape mutation is synthesized standalone and re-verified in the child below.
     hosts = None if s.mutate_shape else [(graph, sel) for sel in sels]

@@ -30,16 +30,20 @@ class Subject:
     """What properties are inferred on: `graph` is standalone, with declared input shapes.
 
     For a sub-graph, `graph` is the extracted selection (inputs named and shaped as the host's
-    tensors) and `host`/`selection` record where it sits.
+    tensors) and `host`/`selection` record where it sits. Without a host, `linear_inputs` are
+    the inputs declared (by a spec's [context]) as produced by a linear op; with one, the host's
+    producers decide and `linear_inputs` is ignored.
     """
 
     graph: Graph
     host: Graph | None = None
     selection: Selection | None = None
+    linear_inputs: frozenset[str] = frozenset()
 
     @classmethod
-    def whole(cls, graph: Graph) -> Subject:
-        return cls(graph)
+    def whole(cls, graph: Graph, linear_inputs: Iterable[str] = ()) -> Subject:
+        """`graph` standalone; `linear_inputs` count as produced by a linear op (for depth)."""
+        return cls(graph, linear_inputs=frozenset(linear_inputs))
 
     @classmethod
     def sub(cls, host: Graph, ops: Iterable[str]) -> Subject:

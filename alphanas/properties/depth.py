@@ -13,7 +13,8 @@ Decisions:
   (or applies a default to every pair) is violated ("no path", distance 1 for that pair).
 - A sub-graph input counts as produced by its producer in the host (looking through transparent
   ops; a host input counts as non-linear), as in the reference implementation, so a sub-graph
-  relu -> add fed by a dense counts 2.
+  relu -> add fed by a dense counts 2. A standalone subject's inputs count as non-linear unless
+  declared linear (`Subject.linear_inputs`, from a spec's [context]: the host it was read off).
 """
 
 from __future__ import annotations
@@ -49,11 +50,13 @@ class DepthMode(enum.Enum):
 
 
 def input_classes(subject: Subject) -> dict[str, DepthClass]:
-    """What each subject input counts as produced by: its host producer, else non-linear."""
+    """What each subject input counts as produced by: its host producer; without a host, linear
+    for the subject's declared `linear_inputs` and non-linear for the others."""
     host = subject.host
     out: dict[str, DepthClass] = {}
     for name in subject.inputs:
-        cls = DepthClass.NONLINEAR
+        declared = host is None and name in subject.linear_inputs
+        cls = DepthClass.LINEAR if declared else DepthClass.NONLINEAR
         t = name
         while host is not None and t in host.op_map:
             op = host.op_map[t]

@@ -18,9 +18,13 @@ Consequences of the literal definition:
 - an op whose output is constant has an all-NONE table (zero Jacobian): softmax over one element,
   layer/group norm over one element, scalar_mul by 0.
 
-Per-op tables come analytically from resolved attributes and shapes (`op_mixing`); `infer_mixing`
-composes them over a graph with the paper's rule (see `compose`), which is exact for a single op
-but only approximate for some compositions (documented in `compose`).
+`infer_mixing` (used by `verify`, `props` and every read-off) evaluates the definition *exactly*
+on the concrete graph: the index masks that the output centre and its slices read are pulled
+back through every op (`alphanas.oracle.deps`, cross-checked against the Jacobian definition
+of `mixing_concrete` in the tests). Per-op tables also come analytically from resolved
+attributes and shapes (`op_mixing`, exact for one op); `analytic_mixing` composes them over a
+graph with the paper's rule (`compose`), which is exact only on the graphs `compose` documents.
+The synthesizer's abstract states use `mixing_step` (that rule) to rank, never to prune.
 """
 
 from __future__ import annotations
@@ -48,9 +52,11 @@ __all__ = [
     "MixMatrix",
     "MixingTarget",
     "compose",
+    "compose_is_exact",
     "mixing_step",
     "start_state",
     "identity_mixing",
+    "analytic_mixing",
     "infer_mixing",
     "matrix_from_counts",
     "op_mixing",
@@ -442,8 +448,51 @@ def _join(a: _Ints, b: _Ints) -> _Ints:
 
 
 def infer_mixing(subject: Subject | Graph) -> dict[Pair, MixMatrix]:
-    """The mixing matrix of every (input, output) pair, by abstract interpretation in topological
-    order: per tensor, a map graph input -> matrix; several paths join by element-wise max."""
+    """The mixing matrix of every (input, output) pair, exactly by the definition (pulled-back
+    index masks over the concrete graph)."""
+    from alphanas.oracle.deps import exact_mixing
+
+    graph = subject.graph if isinstance(subject, Subject) else subject
+    return {pair: _to_mix(m) for pair, m in exact_mixing(graph).items()}
+
+
+_POINTWISE = frozenset({K.RELU, K.GELU, K.SWISH, K.SIGMOID, K.TANH, K.IDENTITY, K.BATCH_NORM,
+                        K.DROPOUT, K.STOCHASTIC_DEPTH, K.SCALAR_ADD, K.SCALAR_MUL, K.ADD, K.MUL,
+                        K.DENSE, K.LAYER_NORM, K.SOFTMAX, K.SELF_ATTENTION, K.GROUP_NORM})
+
+
+def compose_is_exact(graph: Graph) -> bool:
+    """Whether `analytic_mixing` claims to equal the definition on `graph`: every op reads each
+    input dim at the output's own coordinate or entirely (pointwise ops, add/mul broadcasting,
+    dense, norms, softmax, attention, keepdims means), plus at most one window op (a conv or
+    pool with a window or stride > 1, dilation 1, or an add/mul that broadcasts) on any path. The differential tests hold the
+    claim to the oracle."""
+    a = analyze(graph)
+    windows: dict[str, int] = {n: 0 for n in graph.input_names}
+    for op in graph.ops:
+        at = a.ops[op.name].attrs
+        if op.kind in (K.CONV, K.AVG_POOL, K.MAX_POOL):
+            if any(d != 1 for d in at.get("dilation", (1,))):
+                return False
+            sizes = at.get("kernel", at.get("window", ()))
+            w = int(any(k > 1 for k in sizes) or any(s > 1 for s in at["strides"]))
+        elif op.kind is K.MEAN and at["keepdims"]:
+            w = 0
+        elif op.kind in (K.ADD, K.MUL) and len(set(a.ops[op.name].in_shapes)) > 1:
+            w = 1  # a broadcast reads a size-1 dim at another coordinate, like a window
+        elif op.kind in _POINTWISE:
+            w = 0
+        else:
+            return False
+        windows[op.name] = w + max((windows.get(i, 0) for i in op.inputs), default=0)
+        if windows[op.name] > 1:
+            return False
+    return True
+
+
+def analytic_mixing(subject: Subject | Graph) -> dict[Pair, MixMatrix]:
+    """The paper's composition rule over the graph (fast; exact only where `compose` says):
+    per tensor, a map graph input -> matrix; several paths join by element-wise max."""
     graph = subject.graph if isinstance(subject, Subject) else subject
     analysis = subject.analysis if isinstance(subject, Subject) else analyze(graph)
     shapes = analysis.shapes

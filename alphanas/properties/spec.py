@@ -5,6 +5,10 @@ Schema (every section but `inputs` is optional; unknown keys are errors)::
     name = "downsample block"           # free text
     [inputs]                            # name = shape, in order; ints or dim names
     x = [1, 32, 32, 64]
+    [context]                           # what produces each input in its host, for depth:
+    x = "linear"                        #   "linear" or "non-linear"; an input not listed counts
+                                        #   as non-linear standalone and as its host producer in
+                                        #   a host (where a listed class must match the host's)
     [outputs]                           # name = shape: ints, or with symbolic inputs
     y = [1, 16, 16, 128]                #   expressions int | N | N*k | N/k | N+k | N-k
     [ranges]                            # one per dim name of the inputs (symbolic specs)
@@ -37,9 +41,9 @@ from enum import Enum
 from typing import Any
 
 from alphanas.errors import SpecError, UnknownOpError
-from alphanas.ir.attrs import OpKind, Shape
+from alphanas.ir.attrs import DepthClass, OpKind, Shape
 from alphanas.properties.base import Subject, Target
-from alphanas.properties.depth import DepthTarget
+from alphanas.properties.depth import DepthTarget, input_classes
 from alphanas.properties.resources import ResourceTarget
 from alphanas.properties.shape import (
     InputDim,
@@ -59,8 +63,9 @@ __all__ = ["PROPERTIES", "SearchSpace", "Spec", "load_spec", "parse_spec", "read
 PROPERTIES = ("shape", "depth", "mixing", "resources")
 """The properties `read_off_spec` reads by default (mixing when its module is available)."""
 
-_TOP_KEYS = ("depth", "inputs", "mixing", "name", "outputs", "ranges", "resources", "search")
+_TOP_KEYS = ("context", "depth", "inputs", "mixing", "name", "outputs", "ranges", "resources", "search")
 _SEARCH_KEYS = ("max_ops", "ops")
+_CONTEXT_CLASSES = (DepthClass.LINEAR, DepthClass.NONLINEAR)
 
 
 @dataclass(frozen=True)
@@ -91,10 +96,15 @@ class Spec:
     search: SearchSpace = field(default_factory=SearchSpace)
     name: str = ""
     source: str = field(default="<spec>", compare=False)
+    context: tuple[tuple[str, DepthClass], ...] = ()   # declared producer class, input order
 
     @property
     def input_names(self) -> tuple[str, ...]:
         return tuple(n for n, _ in self.inputs)
+
+    def linear_inputs(self) -> frozenset[str]:
+        """The inputs the [context] declares as produced by a linear op."""
+        return frozenset(n for n, c in self.context if c is DepthClass.LINEAR)
 
     @property
     def output_names(self) -> tuple[str, ...] | None:
@@ -169,7 +179,8 @@ def _parse(data: Mapping[str, Any], source: str) -> Spec:
     spec = Spec(inputs, shape, _optional(data, "depth", DepthTarget.from_dict),
                 _optional(data, "mixing", _mixing_from_dict),
                 _optional(data, "resources", ResourceTarget.from_dict),
-                _parse_search(data.get("search", {})), name, source)
+                _parse_search(data.get("search", {})), name, source,
+                _parse_context(data.get("context", {}), tuple(n for n, _ in inputs)))
     _check_pair_names(spec)
     return spec
 
@@ -219,6 +230,21 @@ def _parse_search(v: Any) -> SearchSpace:
     if max_ops is not None and (not isinstance(max_ops, int) or isinstance(max_ops, bool) or max_ops < 1):
         raise SpecError(f"search.max_ops: expected a positive int, got {_show(max_ops)}")
     return SearchSpace(ops, max_ops)
+
+
+def _parse_context(v: Any, names: tuple[str, ...]) -> tuple[tuple[str, DepthClass], ...]:
+    """[context]: input name = "linear" | "non-linear", kept in the order of the inputs."""
+    t = _table(v, "context", 'input name = "linear" or "non-linear"')
+    accepted = ", ".join(c.value for c in _CONTEXT_CLASSES)
+    classes: dict[str, DepthClass] = {}
+    for n, x in t.items():
+        if n not in names:
+            raise SpecError(f"context.{_k(n)}: '{n}' is not an input of the spec "
+                            f"(inputs: {', '.join(names)})")
+        if x not in [c.value for c in _CONTEXT_CLASSES]:
+            raise SpecError(f"context.{_k(n)}: expected one of {accepted}; got {_show(x)}")
+        classes[n] = DepthClass(x)
+    return tuple((n, classes[n]) for n in names if n in classes)
 
 
 def _op_kind(x: Any, where: str) -> OpKind:
@@ -282,7 +308,8 @@ def _k(key: str) -> str:
 
 def read_off_spec(subject: Subject, properties: Iterable[str] | None = None, name: str = "",
                   ) -> Spec:
-    """The spec `subject` meets exactly: its input/output shapes and its property values.
+    """The spec `subject` meets exactly: its input/output shapes and its property values, and
+    (for a sub-graph) the producer class of each input in the host ([context]).
 
     `properties` picks from shape, depth, mixing, resources and search (the op kinds used and
     their count); the default is `PROPERTIES`, with mixing left out if it is not available.
@@ -312,7 +339,15 @@ def read_off_spec(subject: Subject, properties: Iterable[str] | None = None, nam
                 DepthTarget.read_off(subject) if "depth" in wanted else None,
                 mixing,
                 ResourceTarget.read_off(subject) if "resources" in wanted else None,
-                search, name)
+                search, name, context=_read_off_context(subject))
+
+
+def _read_off_context(subject: Subject) -> tuple[tuple[str, DepthClass], ...]:
+    """Every input's producer class for a sub-graph (or a subject with declared linear
+    inputs); nothing for a plain standalone graph, whose inputs are non-linear by default."""
+    if subject.host is None and not subject.linear_inputs:
+        return ()
+    return tuple(input_classes(subject).items())
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -324,6 +359,8 @@ def spec_to_toml(spec: Spec) -> str:
     if spec.name:
         doc["name"] = spec.name
     doc["inputs"] = {n: list(dims) for n, dims in spec.inputs}
+    if spec.context:
+        doc["context"] = {n: c.value for n, c in spec.context}
     if spec.shape is not None:
         d = spec.shape.to_dict()
         if d.get("outputs"):

@@ -6,7 +6,11 @@ output dim, which input->output depth, which mixing entry, which budget and its 
 
 The spec's input names must be the model's inputs (or the sub-graph's: the host tensors it
 reads); for a whole model, concrete spec input shapes replace the declared ones. A sub-graph's
-input shapes come from its host, and a difference from the spec is reported ("inputs"). A
+input shapes come from its host, and a difference from the spec is reported ("inputs"). Depth
+counts a whole model's inputs as the spec's [context] declares them (unlisted: non-linear); a
+sub-graph's as their host producers are, and an input whose declared class differs from its
+host producer's is reported ("inputs", where "context NAME"): the spec was written for another
+place. An input the [context] does not list makes no claim in a host. A
 symbolic spec is checked at the model's declared shapes (or, when it declares none, at the
 smallest sizes in range). The spec's [search] op set and op count are checked too ("search").
 With `symbolic=True` a symbolic shape claim is also proved for its whole input range by
@@ -25,6 +29,7 @@ from typing import Any
 from alphanas.errors import AlphanasError, GraphError, ShapeError, SpecError
 from alphanas.ir.graph import Graph
 from alphanas.properties.base import Subject, Target, Violation
+from alphanas.properties.depth import input_classes
 from alphanas.properties.shape import SymbolicShapeTarget, shape_violations
 from alphanas.properties.spec import SearchSpace, Spec, spec_pairs
 
@@ -57,6 +62,7 @@ class Report:
     spec: str
     subgraph: tuple[str, ...] | None
     properties: tuple[PropertyReport, ...]
+    oracle: Any = None  # a `crosscheck.Crosscheck` when verified with oracle=True
 
     @property
     def holds(self) -> bool:
@@ -74,9 +80,14 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: plain dicts, lists, strings and numbers."""
-        return {"holds": self.holds, "model": self.model, "spec": self.spec,
-                "subgraph": None if self.subgraph is None else list(self.subgraph),
-                "properties": [p.to_dict() for p in self.properties]}
+        d = {"holds": self.holds, "model": self.model, "spec": self.spec,
+             "subgraph": None if self.subgraph is None else list(self.subgraph),
+             "properties": [p.to_dict() for p in self.properties]}
+        if self.oracle is not None:
+            v = self.oracle.verdict
+            d["oracle"] = {"holds": v.holds, "undecided": v.undecided, "failures": list(v.failures),
+                           "agrees": self.oracle.agrees, "disagreements": list(self.oracle.disagreements)}
+        return d
 
     def headline(self) -> str:
         what = self.model + (f" (sub-graph of {len(self.subgraph)} ops)" if self.subgraph else "")
@@ -92,6 +103,8 @@ class Report:
                          + (f" ({p.note})" if p.note else ""))
             lines += [f"    {v.where}: expected {v.expected}, got {v.got} (by {_num(v.amount)})"
                       for v in p.violations]
+        if self.oracle is not None:
+            lines.append(f"  {self.oracle}")
         return "\n".join(lines)
 
     def __rich__(self) -> Any:
@@ -117,6 +130,8 @@ class Report:
                     viol.add_row(*(Text(x) for x in (p.property, v.where, str(v.expected),
                                                      str(v.got), _num(v.amount))))
             parts += [Text("violations"), viol]
+        if self.oracle is not None:
+            parts.append(Text(str(self.oracle), "green" if self.oracle.agrees else "bold red"))
         return Group(*parts)
 
 
@@ -170,7 +185,7 @@ def subject_for(graph: Graph, spec: Spec, subgraph: Iterable[str] | None = None)
     sub-graph `subgraph` (op names) in the context of `graph`; names are checked."""
     if subgraph is None:
         _same_names(spec, "inputs", spec.input_names, graph.input_names, "model")
-        subject = Subject.whole(_with_spec_shapes(graph, spec))
+        subject = Subject.whole(_with_spec_shapes(graph, spec), spec.linear_inputs())
     else:
         subject = Subject.sub(graph, list(subgraph))
         _same_names(spec, "inputs", spec.input_names, subject.inputs, "sub-graph")
@@ -208,19 +223,28 @@ def _with_spec_shapes(graph: Graph, spec: Spec) -> Graph:
 
 
 def verify(graph: Graph, spec: Spec, subgraph: Iterable[str] | None = None,
-           symbolic: bool = False) -> Report:
-    """Check `graph` (or its sub-graph of the ops `subgraph`) against every property of `spec`."""
+           symbolic: bool = False, oracle: bool = False) -> Report:
+    """Check `graph` (or its sub-graph of the ops `subgraph`) against every property of `spec`.
+
+    `oracle=True` also runs the independent oracle (`alphanas.oracle`, through
+    `alphanas.properties.crosscheck`) and records its verdict and every facet where it and the
+    rules disagree in `Report.oracle`."""
     ops = None if subgraph is None else tuple(subgraph)
     subject = subject_for(graph, spec, ops)
     reports = []
-    if ops is not None and spec.concrete_inputs() is not None:
+    if ops is not None and (spec.concrete_inputs() is not None or spec.context):
         reports.append(_inputs_report(subject, spec))
     reports += [_target_report(t, subject) for t in spec.targets()]
     if spec.search != SearchSpace():
         reports.append(_search_report(subject, spec.search))
     if symbolic:
         reports.append(_symbolic_report(subject, spec))
-    return Report(graph.name or "<unnamed>", spec.source, ops, tuple(reports))
+    rep = Report(graph.name or "<unnamed>", spec.source, ops, tuple(reports))
+    if oracle:
+        from alphanas.properties.crosscheck import crosscheck
+
+        rep = Report(rep.model, rep.spec, rep.subgraph, rep.properties, crosscheck(subject, spec, rep))
+    return rep
 
 
 def _target_report(t: Target, subject: Subject) -> PropertyReport:
@@ -231,10 +255,24 @@ def _target_report(t: Target, subject: Subject) -> PropertyReport:
 
 
 def _inputs_report(subject: Subject, spec: Spec) -> PropertyReport:
-    shapes, want = subject.analysis.shapes, spec.concrete_inputs() or {}
-    v = tuple(x for n in subject.inputs for x in shape_violations(f"input {n}", want[n], shapes[n]))
+    """The sub-graph's input shapes and declared producer classes against its host's."""
+    shapes, want = subject.analysis.shapes, spec.concrete_inputs()
+    v: tuple[Violation, ...] = ()
+    if want is not None:
+        v = tuple(x for n in subject.inputs for x in shape_violations(f"input {n}", want[n], shapes[n]))
+    v += _context_violations(subject, spec)
+    what = " and ".join(w for w, on in (("shapes", want is not None), ("producers", bool(spec.context)))
+                        if on)
     return PropertyReport("inputs", not v, v, 1.0 if v else 0.0,
-                          "the sub-graph's input shapes in its host")
+                          f"the sub-graph's input {what} in its host")
+
+
+def _context_violations(subject: Subject, spec: Spec) -> tuple[Violation, ...]:
+    """An input whose [context] class differs from what its host producer counts as."""
+    actual = input_classes(subject)
+    return tuple(Violation("inputs", f"context {n}", f'"{c.value}" (the spec\'s [context])',
+                           f'"{actual[n].value}" (its producer in the host)', 1.0)
+                 for n, c in spec.context if n in actual and actual[n] is not c)
 
 
 def _search_report(subject: Subject, search: SearchSpace) -> PropertyReport:
@@ -280,7 +318,8 @@ def _symbolic_report(subject: Subject, spec: Spec) -> PropertyReport:
 
 def properties_of(subject: Subject) -> dict[str, Any]:
     """Every inferred property of `subject` as JSON-ready data (mixing is None when its module
-    is unavailable or cannot handle the subject; `mixing_note` then says why)."""
+    is unavailable or cannot handle the subject; `mixing_note` then says why). `context` is
+    each input's producer class as depth counts it."""
     from alphanas.properties.depth import infer_depth
     from alphanas.properties.resources import infer_resources
 
@@ -290,6 +329,7 @@ def properties_of(subject: Subject) -> dict[str, Any]:
     return {
         "inputs": {i: list(shapes[i]) for i in subject.inputs},
         "outputs": {o: list(shapes[o]) for o in subject.outputs},
+        "context": {i: c.value for i, c in input_classes(subject).items()},
         "depth": [{"input": i, "output": o, "depth": d} for (i, o), d in infer_depth(subject).items()],
         "resources": {"params": r.params, "flops": r.flops, "peak_activation": r.peak_activation},
         "mixing": mixing,

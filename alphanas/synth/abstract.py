@@ -2,16 +2,12 @@
 
 A tensor of a partial program, in one context, is a `TVal`: its *shadow* shape (every dim
 concrete; a symbolic width shows as its value with every width at `SHADOW`), its last dim as a
-`Term` over the width variables, its depth DP state and its mixing state per subject input.
-Everything but the widths and kernel sizes is decided by the enumerated variants. A KxK kernel
-covers more positions the larger K is (which matters at small spatial sizes), so mixing is kept
-twice: `mix` with every free kernel at its largest (an upper bound over Z3's choices, used to
-prune) and `mix_lo` at its smallest; a skeleton that needs the larger kernels gets them forced
-in Z3. Depth and mixing are then those of the concrete program whenever no width is 1 (widths
-are >= 2 at the shadow); the independent re-verification of every returned program catches the
-rest. Applying a variant also yields
-the side conditions on widths (add/mul: equal widths) and the op's params/FLOPs as `Term`s, for
-Z3 and for the budget bounds.
+`Term` over the width variables, and its depth DP state per subject input. Everything but the
+widths and kernel sizes is decided by the enumerated variants, so shape (up to the widths) and
+depth are those of every concrete program of the skeleton. Mixing is not abstracted here: it is
+decided on complete skeletons, exactly, by `alphanas.synth.mixcheck`. Applying a variant also
+yields the side conditions on widths (add/mul: equal widths) and the op's params/FLOPs as
+`Term`s, for Z3 and for the budget bounds.
 """
 
 from __future__ import annotations
@@ -29,7 +25,6 @@ from alphanas.ir.registry import opdef
 from alphanas.properties import smt
 from alphanas.properties.depth import NO_PATH, depth_step
 from alphanas.properties.encodings import flops_term, params_term
-from alphanas.properties.mixing import mixing_step, start_state
 from alphanas.properties.smt import Constraint, Term
 from alphanas.properties.symbolic import SymOpInfo
 from alphanas.synth.menu import KERNELS, Variant
@@ -49,8 +44,6 @@ class TVal:
     shape: Shape                                 # shadow shape
     last: Term                                   # symbolic last dim
     depth: tuple[tuple[int, int], ...]           # per subject input: (linear, non-linear) DP
-    mix: tuple[Ints | None, ...]                 # per subject input: matrix, None = no path
-    mix_lo: tuple[Ints | None, ...]              # the same with every free kernel at its smallest
 
     def depth_of(self, k: int) -> int:
         return max(self.depth[k])
@@ -74,9 +67,7 @@ def wvar(kind: str, i: int, k: int | None = None) -> Term:
 def input_value(k: int, n: int, shape: Shape, linear: bool) -> TVal:
     depth = [(NO_PATH, NO_PATH)] * n
     depth[k] = (0, NO_PATH) if linear else (NO_PATH, 0)
-    mix: list[Ints | None] = [None] * n
-    mix[k] = start_state(len(shape))
-    return TVal(shape, Term.const(shape[-1]), tuple(depth), tuple(mix), tuple(mix))
+    return TVal(shape, Term.const(shape[-1]), tuple(depth))
 
 
 def _shadow(t: Term) -> int:
@@ -94,15 +85,12 @@ def _apply(v: Variant, i: int, k: int, ins: tuple[TVal, ...]) -> Step:
         raise Infeasible(f"{v} needs rank {v.ranks}")
     if v.arity == 2:
         info, last, cons = _binary(v, ins)
-        info_lo = info
-    else:
+    else:  # convs are SAME-padded: the shape does not depend on the kernel Z3 picks
         info, last = _unary(v, i, k, ins[0], KERNELS[-1])
-        info_lo = _unary(v, i, k, ins[0], KERNELS[0])[0] if v.kernel else info
         cons = ()
     if v.heads:
         cons = (*cons, *_heads(i, last))
-    val = TVal(info.shape, last, _depth(v, ins), _mix(v, info, [x.mix for x in ins]),
-               _mix(v, info_lo, [x.mix_lo for x in ins]))
+    val = TVal(info.shape, last, _depth(v, ins))
     params, flops = _costs(v, i, k, info, ins, last)
     return Step(val, cons, params, flops)
 
@@ -135,10 +123,12 @@ def _unary(v: Variant, i: int, k: int, x: TVal, kernel: int) -> tuple[OpInfo, Te
 
 def _binary(v: Variant, ins: Sequence[TVal]) -> tuple[OpInfo, Term, tuple[Constraint, ...]]:
     a, b = ins
-    if len(a.shape) != len(b.shape):
+    if len(a.shape) != len(b.shape) and v.width == "sum":
         raise Infeasible(f"{v}: ranks {len(a.shape)} and {len(b.shape)} differ")
+    r = max(len(a.shape), len(b.shape))  # add/mul broadcast right-aligned, as NumPy and the IR do
+    pa, pb = (1,) * (r - len(a.shape)) + a.shape, (1,) * (r - len(b.shape)) + b.shape
     body: list[int] = []
-    for x, y in zip(a.shape[:-1], b.shape[:-1], strict=True):
+    for x, y in zip(pa[:-1], pb[:-1], strict=True):
         if v.width == "sum" and x != y:
             raise Infeasible(f"{v}: {a.shape} and {b.shape} differ off the concat axis")
         if x != y and 1 not in (x, y):
@@ -174,13 +164,6 @@ def _depth(v: Variant, ins: Sequence[TVal]) -> tuple[tuple[int, int], ...]:
     states = [([x.depth[j][0] for j in range(n)], [x.depth[j][1] for j in range(n)]) for x in ins]
     lin, non = depth_step(opdef(v.kind).depth, states, n)
     return tuple(zip(lin, non, strict=True))
-
-
-def _mix(v: Variant, info: OpInfo, ins: Sequence[tuple[Ints | None, ...]]) -> tuple[Ints | None, ...]:
-    n = len(ins[0])
-    states = [{j: m for j, m in enumerate(x) if m is not None} for x in ins]
-    out = mixing_step(v.kind, info, states)
-    return tuple(out.get(j) for j in range(n))
 
 
 def _sym(x: TVal) -> tuple[Term, ...]:

@@ -203,7 +203,8 @@ def _distance(problem: Problem, nodes: Nodes, a: Assignment) -> float | None:
     total = 0.0
     for ctx in problem.contexts:
         try:
-            subject = Subject(build_program(ctx, nodes, a), ctx.host, ctx.selection)
+            subject = Subject(build_program(ctx, nodes, a), ctx.host, ctx.selection,
+                              ctx.spec.linear_inputs())
             total += sum(t.distance(subject) for t in ctx.spec.targets())
         except AlphanasError:
             return None

@@ -3,26 +3,27 @@
 The program is a template: widths are sizes relative to the first input's channels (or
 absolute), so the same graph fits every context. Re-verification does not trust the search:
 per context it re-infers every property with `alphanas.properties.verify` (on the host graph
-with the program spliced in, when the context has a host) and, optionally, checks the Flax
-lowering's `jax.eval_shape` against the rules.
+with the program spliced in, when the context has a host) and judges the program with the
+independent oracle (`alphanas.oracle`: Flax trace, exact mixing, its own depth walk and cost
+definitions), which must agree with the rules facet by facet.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from alphanas.errors import AlphanasError
-from alphanas.ir.analysis import analyze
 from alphanas.ir.edit import splice
 from alphanas.ir.graph import BlockInstance, Graph, GraphBuilder
-from alphanas.properties.verify import Report, verify
+from alphanas.properties.verify import Report, subject_for, verify
 from alphanas.synth.menu import Variant
 from alphanas.synth.problem import Context, Problem
 from alphanas.synth.solve import Assignment
 
-__all__ = ["build_program", "pseudo_code", "reverify"]
+__all__ = ["Recheck", "build_program", "pseudo_code", "recheck", "reverify"]
 
 Nodes = Sequence[tuple[Variant, tuple[int, ...]]]
 
@@ -47,25 +48,56 @@ def build_program(ctx: Context, nodes: Nodes, a: Assignment, name: str = "synthe
     return b.build(tensors[-1])
 
 
-def reverify(problem: Problem, nodes: Nodes, a: Assignment) -> tuple[bool, str, tuple[Report, ...]]:
-    """(holds in every context, the first failure, the reports)."""
-    reports = []
+def reverify(problem: Problem, nodes: Nodes, a: Assignment, deadline: float | None = None,
+             ) -> tuple[bool, str, tuple[Report, ...]]:
+    """(holds in every context, the first failure, the reports); see `recheck`."""
+    r = recheck(problem, nodes, a, deadline)
+    return r.ok, r.why, r.reports
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """The independent re-verification of one program: `ok` only when, in every context, the
+    rules (`verify`, spliced into the host) and the oracle both say the spec holds and agree on
+    every facet; `disagreements` are internal errors (rules vs oracle), `timed_out` says the
+    deadline passed before every context was checked."""
+
+    ok: bool
+    why: str
+    reports: tuple[Report, ...]
+    disagreements: tuple[str, ...] = ()
+    timed_out: bool = False
+
+
+def recheck(problem: Problem, nodes: Nodes, a: Assignment, deadline: float | None = None) -> Recheck:
+    from alphanas.properties.crosscheck import crosscheck
+
+    reports: list[Report] = []
     for k, ctx in enumerate(problem.contexts):
+        if deadline is not None and time.perf_counter() > deadline:
+            return Recheck(False, f"context {k}: the deadline passed during re-verification",
+                           tuple(reports), timed_out=True)
         try:
             g = build_program(ctx, nodes, a)
             if ctx.host is not None and ctx.selection is not None:
                 host, new = _spliced(ctx, g)
                 rep = verify(host, ctx.spec, subgraph=new)
+                subject = subject_for(host, ctx.spec, new)
             else:
                 rep = verify(g, ctx.spec)
-            if problem.settings.flax_check:
-                _flax_agrees(g)
+                subject = subject_for(g, ctx.spec)
+            cc = crosscheck(subject, ctx.spec, rep)
         except AlphanasError as e:
-            return False, f"context {k}: {e}", tuple(reports)
+            return Recheck(False, f"context {k}: {e}", tuple(reports))
         reports.append(rep)
+        if cc.disagreements:
+            return Recheck(False, f"context {k}: {cc}", tuple(reports),
+                           tuple(f"context {k}: {d}" for d in cc.disagreements))
         if not rep.holds:
-            return False, f"context {k}: {rep.violations[0]}", tuple(reports)
-    return True, "", tuple(reports)
+            return Recheck(False, f"context {k}: {rep.violations[0]}", tuple(reports))
+        if not cc.verdict.holds:
+            return Recheck(False, f"context {k}: {cc.verdict}", tuple(reports))
+    return Recheck(True, "", tuple(reports))
 
 
 def _spliced(ctx: Context, g: Graph) -> tuple[Graph, list[str]]:
@@ -83,22 +115,6 @@ def _spliced(ctx: Context, g: Graph) -> tuple[Graph, list[str]]:
                    outputs=tuple(mapping.get(o, o) for o in host.outputs), blocks=blocks)
     new = [o.name for o in host.ops if o.name.startswith(prefix + "/") or o.name == ctx.output]
     return host, new
-
-
-def _flax_agrees(g: Graph) -> None:
-    """One `jax.eval_shape` trace of Flax's init_with_output (init and apply at once)."""
-    import jax
-    import jax.numpy as jnp
-
-    from alphanas.ir.lower import lower
-
-    m = lower(g)
-    xs = [jax.ShapeDtypeStruct(s, jnp.float32) for s in g.input_shapes]
-    out, _ = jax.eval_shape(lambda key, *x: m.init_with_output(key, *x), jax.random.PRNGKey(0), *xs)
-    got = tuple(tuple(x.shape) for x in (out if isinstance(out, (list, tuple)) else [out]))
-    want = analyze(g).output_shapes
-    if got != tuple(want):
-        raise AlphanasError(f"jax.eval_shape of the Flax lowering gives {got}, the rules {want}")
 
 
 def pseudo_code(g: Graph) -> str:

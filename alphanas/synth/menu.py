@@ -22,6 +22,7 @@ __all__ = ["KERNELS", "HEADS", "SYNTH_OPS", "Variant", "menu"]
 
 K = OpKind
 KERNELS = (3, 5, 7)
+_WEIGHTED = frozenset({OpKind.BATCH_NORM, OpKind.LAYER_NORM, OpKind.GROUP_NORM})
 HEADS = (1, 2, 3, 4, 6, 8, 12)
 
 
@@ -48,6 +49,13 @@ class Variant:
 
     def __str__(self) -> str:
         return self.key
+
+    @property
+    def pure(self) -> bool:
+        """No parameters and no free choice: two applications to the same inputs are the same
+        tensor (so a program using both equals a smaller one)."""
+        return not (self.width == "new" or self.kernel or self.bias or self.heads
+                    or self.kind in _WEIGHTED)
 
 
 def _conv(key: str, kernel: int | None, stride: int, depthwise: bool = False) -> Variant:

@@ -49,7 +49,7 @@ class Settings:
     seed: int = 0
     minimize: str | None = None       # "params" | "flops" | None
     models_per_skeleton: int = 4      # Z3 models tried per skeleton before moving on
-    flax_check: bool = True           # re-verify with jax.eval_shape of the Flax lowering
+    max_candidates: int | None = None  # partial programs generated at most (a deterministic budget)
 
     def __post_init__(self) -> None:
         if self.minimize is not None and self.minimize not in OBJECTIVES:
@@ -58,6 +58,10 @@ class Settings:
             raise SynthError(f"max_ops: expected 1..{MAX_OPS}, got {self.max_ops}")
         if self.timeout_s <= 0:
             raise SynthError(f"timeout: expected > 0 seconds, got {self.timeout_s}")
+        if self.max_candidates is not None and self.max_candidates < 1:
+            raise SynthError(f"max_candidates: expected >= 1, got {self.max_candidates}")
+        if self.models_per_skeleton < 1:
+            raise SynthError(f"models_per_skeleton: expected >= 1, got {self.models_per_skeleton}")
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,8 @@ def _allowed_ops(specs: Sequence[Spec]) -> frozenset[OpKind]:
 
 
 def context_of(spec: Spec, host: tuple[Graph, Selection] | None = None) -> Context:
-    """The context of one spec: concrete shapes, the single output and its targets by index."""
+    """The context of one spec: concrete shapes, the single output and its targets by index;
+    inputs count as linear-produced per the host when given, else per the spec's [context]."""
     src = spec.source
     if spec.shape is None or not spec.shape.outputs:
         raise SynthError(f"{src}: outputs: synthesis needs the output shape (an [outputs] table)")
@@ -158,14 +163,23 @@ def context_of(spec: Spec, host: tuple[Graph, Selection] | None = None) -> Conte
     if any(d is None for d in out_shape):
         raise SynthError(f"{src}: outputs.{out_name}: every output dim must be known")
     names = [n for n, _ in inputs]
-    linear = frozenset()
+    # the host's producers decide; standalone, the spec's [context] declares them
+    linear = frozenset(i for i, n in enumerate(names) if n in spec.linear_inputs())
     if host is not None:
-        sub = Subject(_sub_graph(host), host[0], host[1])
-        classes = input_classes(sub)
-        linear = frozenset(i for i, n in enumerate(host[1].inputs) if classes.get(n) is DepthClass.LINEAR)
+        linear = _host_linear_inputs(spec, host)
     return Context(spec, inputs, out_name, tuple(int(d) for d in out_shape),
                    _depth_bounds(spec, names, out_name), _mixing_bounds(spec, names, out_name),
                    linear, _budgets(spec), *(host or (None, None)))
+
+
+def _host_linear_inputs(spec: Spec, host: tuple[Graph, Selection]) -> frozenset[int]:
+    """Indices of the inputs a linear host op produces; a [context] class that differs is an error."""
+    classes = input_classes(Subject(_sub_graph(host), host[0], host[1]))
+    for n, c in spec.context:
+        if n in classes and classes[n] is not c:
+            raise SynthError(f"{spec.source}: context.\"{n}\": the spec declares \"{c.value}\" but its "
+                             f"producer in the host is {classes[n].value}")
+    return frozenset(i for i, n in enumerate(host[1].inputs) if classes.get(n) is DepthClass.LINEAR)
 
 
 def _sub_graph(host: tuple[Graph, Selection]) -> Graph:

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = ["program_table", "progress_line", "render", "stats_table", "to_json"]
 
-_STATUS_STYLE = {"solved": "bold green", "unsat": "bold red", "timeout": "bold yellow"}
+_STATUS_STYLE = {"solved": "bold green", "unsat": "bold red", "unknown": "bold yellow",
+                 "timeout": "bold yellow"}
 
 
 def to_json(result: Result) -> dict[str, Any]:

@@ -1,29 +1,40 @@
 """The synthesizer: enumerate skeletons in size order over abstract states, prune, solve the
 numeric attributes with Z3, re-verify, return.
 
-Programs are SSA sequences: op i reads any earlier tensors (subject inputs first), so DAGs with
-branches, skips and merges are in the space; the last op is the output and every other tensor
-must be read (no dead ends). Sizes 1..max_ops are searched in turn (iterative deepening), so
-the first program found has the fewest ops. Pruning rules, each sound for "some completion in
-the remaining r ops meets the spec" (their counts are in `Stats.pruned`):
+Programs are SSA sequences: op i reads any earlier tensors (subject inputs first; a binary op
+may read one tensor twice), so DAGs with branches, skips and merges are in the space; the last
+op is the output, every other op's output must be read (no dead ends), and a subject input must
+be read only when the spec needs a path from it (a depth bound or a non-NONE mixing bound;
+`certify.required_inputs`). Sizes 1..max_ops are searched in turn (iterative deepening), so the
+first program found has the fewest ops. Pruning rules, each sound for "some completion in the
+remaining r ops meets the spec" (their counts are in `Stats.pruned`):
 
 - ill-formed: the variant does not apply (shapes do not fit);
-- duplicate-op: the same variant on the same inputs twice (a concat of two such convs is one
-  conv of the summed width, so nothing is lost);
-- dangling: u unread tensors need >= u-1 merges (binary ops) to reach one output;
-- shape: an unread tensor's rank/spatial size needs more ops than r to become the output's
-  (halving per strided op, doubling per upsample, one op for a rank drop or a broadcast);
+- duplicate-op: a *pure* variant (no parameters, no free choice) on the same inputs twice makes
+  the same tensor twice, and a program using both equals a smaller program using one (same
+  function, same or lower cost), which iterative deepening has already tried; variants with
+  weights are never pruned this way (two convs of one input under a budget are not one conv);
+- dangling: u tensors still to be read need >= u-1 binary ops to reach one output;
+- shape: an unread tensor's shape needs more ops than r to become the output's, by the per-dim
+  distances that the allowed variants' own shape rules give (`certify.ShapeBounds`);
 - depth: each op adds at most one switch, and depth never falls along a path, so the best depth
-  so far + r must reach the lower bound, and no tensor may already exceed the upper bound;
-- budget: params/FLOPs with every width at its smallest option already exceed a budget;
+  so far + r must reach the lower bound, and no tensor may already exceed the upper bound
+  (every tensor lies on a path to the output);
+- budget: params/FLOPs with every width at its smallest option and every kernel at 3 already
+  exceed a budget (costs are polynomials with positive coefficients in those choices);
 - dedup (counted in `Stats.deduplicated`): the same set of tensors (hash-consed structure)
   reached in another order.
 
-Complete skeletons are checked on shape, depth and mixing in the abstract, then Z3 solves
-widths/kernels/bias/heads under the width equalities and budgets (`alphanas.synth.solve`); a
-model is rebuilt as a graph and re-verified independently (`alphanas.synth.build.reverify`)
-before it is returned. "unsat" is a certificate for the bounds: allowed ops, <= max_ops ops and
-the width options; it is only claimed when every Z3 check was decided.
+Complete skeletons are checked on shape and depth (exact in the abstract), then on mixing by
+`alphanas.synth.mixcheck` (an exact prune or exact kernel constraints where provable, otherwise
+nothing), then Z3 solves widths/kernels/bias/heads under the width equalities and every budget
+(params, FLOPs, peak activation; `alphanas.synth.solve`); a model is rebuilt as a graph and
+re-verified by the rules and by the independent oracle, which must agree
+(`alphanas.synth.build.recheck`), before it is returned. A model that fails is blocked and Z3
+asked again; a skeleton abandoned after `models_per_skeleton` failed models, any rules/oracle
+disagreement, or an undecided Z3 check makes the answer "unknown" (or "timeout"), never "unsat".
+"unsat" is a certificate for the bounds: allowed ops, <= max_ops ops and the width options. The
+deadline bounds the whole call: Z3 checks get the time left, and re-verification stops at it.
 """
 
 from __future__ import annotations
@@ -38,8 +49,9 @@ from alphanas.ir.graph import Graph
 from alphanas.properties.verify import Report
 from alphanas.synth import certify
 from alphanas.synth.abstract import Infeasible, Step, TVal, apply, input_value
-from alphanas.synth.build import build_program, reverify
+from alphanas.synth.build import build_program, recheck
 from alphanas.synth.menu import Variant, menu
+from alphanas.synth.mixcheck import plan_mixing
 from alphanas.synth.problem import Problem
 from alphanas.synth.solve import Assignment, solve_skeleton
 
@@ -60,6 +72,10 @@ class Stats:
     smt_unknown: int = 0
     verified: int = 0
     verify_failed: int = 0
+    mixing_checks: int = 0                  # programs evaluated by the exact mixing plan
+    incomplete: int = 0                     # skeletons abandoned for a reason outside the encoding
+    disagreements: int = 0                  # rules vs oracle: internal errors, never skipped
+    notes: list[str] = field(default_factory=list)  # the first disagreements, verbatim
     wall_s: float = 0.0
     size: int = 0                           # the largest program size searched
     exit: str = ""
@@ -72,7 +88,7 @@ class Stats:
 
 @dataclass(frozen=True)
 class Result:
-    status: str                             # "solved" | "unsat" | "timeout"
+    status: str                             # "solved" | "unsat" | "unknown" | "timeout" | "budget"
     reason: str
     stats: Stats
     graph: Graph | None = None
@@ -89,11 +105,15 @@ class _Timeout(Exception):
     pass
 
 
+class _Budget(Exception):
+    pass
+
+
 class _Search:
     def __init__(self, problem: Problem, progress: Callable[[Stats], None] | None) -> None:
         self.p, self.progress = problem, progress
         self.menu = menu(problem.ops)
-        self.caps = certify.Caps.of(self.menu)
+        self.caps = certify.Caps.of(self.menu, [sh for c in problem.contexts for _, sh in c.inputs])
         self.stats = Stats()
         self.t0 = time.perf_counter()
         self.deadline = self.t0 + problem.settings.timeout_s
@@ -109,7 +129,7 @@ class _Search:
         self.cost_lb: list[list[int]] = []
         self.best: tuple[Any, ...] | None = None   # (cost, nodes, assignment, reports)
         self.bound: int | None = None
-        self.big_kernels = False                    # set by certify.final_check
+        self.required = certify.required_inputs(problem)
         self.context: Any = None                    # one fresh Z3 context per call, made lazily
 
     # -- the enumeration ---------------------------------------------------------------------
@@ -124,14 +144,29 @@ class _Search:
                 self._dfs(n)
                 if self.best is not None:
                     return self._solved()
-        except _Timeout:
+        except _Budget:
             if self.best is not None:
-                return self._solved("best found before the timeout")
+                return self._solved(f"best found within {self.p.settings.max_candidates:,} candidates")
+            return self._result("budget", f"no program within {self.p.settings.max_candidates:,} "
+                                f"candidates (max_candidates; searched every program of < "
+                                f"{self.stats.size} ops)")
+        except _Timeout as e:
+            if self.best is not None:
+                return self._solved(f"best found before the timeout (ran out during {e})")
             return self._result("timeout", f"no program found within {self.p.settings.timeout_s:g} s "
-                                f"(searched every program of < {self.stats.size} ops)")
+                                f"(ran out during {e}; searched every program of < "
+                                f"{self.stats.size} ops)")
         if self.stats.smt_unknown:
             return self._result("timeout", f"Z3 could not decide {self.stats.smt_unknown} skeletons "
                                 "within its bounds; raise --timeout or the rlimit")
+        if self.stats.disagreements:
+            return self._result("unknown", f"{self.stats.disagreements} programs had the rules and "
+                                f"the oracle disagree (an internal error): {self.stats.notes[0]}")
+        if self.stats.incomplete:
+            return self._result("unknown", f"no program found, but {self.stats.incomplete} skeletons "
+                                f"were abandoned after {self.p.settings.models_per_skeleton} Z3 models "
+                                "failed re-verification for a reason outside the encoding (e.g. "
+                                "mixing that depends on the widths); raise models_per_skeleton")
         return self._result("unsat", certify.reason(self.p, self.stats))
 
     def _dfs(self, n: int) -> None:
@@ -139,8 +174,7 @@ class _Search:
         if d == n:
             self._complete()
             return
-        if time.perf_counter() > self.deadline:
-            raise _Timeout
+        self._check_deadline("the enumeration")
         total = len(self.vals)
         for v in self.menu:
             for ins in self._input_choices(v, total):
@@ -150,15 +184,15 @@ class _Search:
         order = range(total - 1, -1, -1)  # the newest tensor first
         if v.arity == 1:
             return [(a,) for a in order]
-        return [(a, b) for a in order for b in order
-                if a != b and (not v.commutative or a > b)]
+        return [(a, b) for a in order for b in order if not v.commutative or a >= b]
 
     def _try(self, n: int, v: Variant, ins: tuple[int, ...]) -> None:
         sid = (v.key, *(self.sids[j] for j in ins))
-        if sid in self.sids:
+        if v.pure and sid in self.sids:
             self.stats.pruned["duplicate-op"] += 1
             return
-        unread = sum(1 for u in self.uses if u == 0) + 1 - sum(1 for j in set(ins) if self.uses[j] == 0)
+        todo = certify.unread(self)
+        unread = len(todo) + 1 - sum(1 for j in set(ins) if j in todo)
         if unread - 1 > n - len(self.nodes) - 1:
             self.stats.pruned["dangling"] += 1
             return
@@ -170,6 +204,9 @@ class _Search:
             self.stats.pruned["ill-formed"] += 1
             return
         self.stats.generated += 1
+        cap = self.p.settings.max_candidates
+        if cap is not None and self.stats.generated > cap:
+            raise _Budget
         if self.progress is not None and self.stats.generated % 2000 == 0:
             self.stats.wall_s = time.perf_counter() - self.t0
             self.progress(self.stats)
@@ -213,6 +250,11 @@ class _Search:
         if why:
             self.stats.failed[why] += 1
             return
+        plan = plan_mixing(self.p, self.nodes)
+        self.stats.mixing_checks += plan.checks
+        if plan.prune:
+            self.stats.failed["mixing"] += 1
+            return
         self.stats.complete += 1
         if self.context is None:
             from alphanas.properties.smt import fresh_context
@@ -220,8 +262,9 @@ class _Search:
             self.context = fresh_context()
         blocked: list[Assignment] = []
         for _ in range(self.p.settings.models_per_skeleton):
+            self._check_deadline("Z3's attribute solving")
             res, a, smt_stats = solve_skeleton(self.p, self.nodes, self.steps, blocked, self.bound,
-                                               self.big_kernels, self.context)
+                                               plan.cons, self.context, self.deadline)
             self.stats.smt_calls += smt_stats.checks
             self.stats.smt_time_s += smt_stats.time_s
             if a is None:
@@ -229,14 +272,25 @@ class _Search:
                     self.stats.failed["widths/budgets (Z3 unsat)"] += 1
                 else:
                     self.stats.smt_unknown += 1
+                    self._check_deadline("Z3's attribute solving")
                 return
-            ok, why, reports = reverify(self.p, self.nodes, a)
-            if ok:
+            r = recheck(self.p, self.nodes, a, self.deadline)
+            if r.timed_out:
+                raise _Timeout("the re-verification (rules and oracle)")
+            if r.ok:
                 self.stats.verified += 1
-                self._found(a, reports)
+                self._found(a, r.reports)
                 return
             self.stats.verify_failed += 1
+            if r.disagreements:
+                self.stats.disagreements += 1
+                self.stats.notes += list(r.disagreements[: max(0, 5 - len(self.stats.notes))])
             blocked.append(a)
+        self.stats.incomplete += 1
+
+    def _check_deadline(self, phase: str) -> None:
+        if time.perf_counter() > self.deadline:
+            raise _Timeout(phase)
 
     def _found(self, a: Assignment, reports: tuple[Report, ...]) -> None:
         cost = a.cost if a.cost is not None else 0

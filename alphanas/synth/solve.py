@@ -14,6 +14,8 @@ assumption literals until UNSAT (the last model is then optimal) or the check bo
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,9 +26,9 @@ from alphanas.properties import smt
 from alphanas.properties.smt import CheckResult, Constraint, SmtSettings, Status, Term
 from alphanas.synth.abstract import Step, wvar
 from alphanas.synth.menu import HEADS, KERNELS, Variant
-from alphanas.synth.problem import Problem
+from alphanas.synth.problem import Context, Problem
 
-__all__ = ["Assignment", "WidthOption", "solve_skeleton", "width_options"]
+__all__ = ["Assignment", "WidthOption", "peak_terms", "solve_skeleton", "width_options"]
 
 _RATIOS = (Fraction(1, 4), Fraction(1, 2), Fraction(1), Fraction(2), Fraction(3), Fraction(4), Fraction(6))
 _ABSOLUTE = (8, 16, 32, 64, 128, 256, 512, 1024)
@@ -110,13 +112,17 @@ class _Lin:
 
 def solve_skeleton(problem: Problem, nodes: Sequence[tuple[Variant, tuple[int, ...]]],
                    steps: Sequence[Sequence[Step]], blocked: Sequence[Assignment] = (),
-                   bound: int | None = None, big_kernels: bool = False, context: Any = None,
+                   bound: int | None = None, extra: Sequence[Constraint] = (), context: Any = None,
+                   deadline: float | None = None,
                    ) -> tuple[CheckResult, Assignment | None, smt.SmtStats]:
     """Solve the attributes of a complete skeleton. `steps[i][k]` is node i in context k; the
     last node is the output. `blocked` assignments are excluded; `bound` caps the objective;
-    `big_kernels` fixes every free kernel at its largest (the mixing needs it)."""
+    `extra` adds constraints (the exact kernel constraints of the mixing targets);
+    `deadline` (a `time.perf_counter()` instant) caps each check's wall clock below the
+    settings' so that the whole call ends by then."""
     s = problem.settings
     solver = smt.Solver(SmtSettings(s.rlimit, s.check_timeout_ms), context)
+    limit = _Limit(s.check_timeout_ms, deadline)
     opts = width_options(problem)
     domains = _choices(problem, nodes, opts, solver)
     lin = _Lin(solver, domains)
@@ -129,21 +135,53 @@ def solve_skeleton(problem: Problem, nodes: Sequence[tuple[Variant, tuple[int, .
         for key, b in ctx.budgets:
             if key in ("params", "flops"):
                 solver.add(smt.le(params if key == "params" else flops, b))
+            elif key == "peak":
+                solver.add(*(smt.le(t, b) for t in peak_terms(ctx, nodes, [st[k] for st in steps])))
         if s.minimize is not None:
             objective = objective + (params if s.minimize == "params" else flops)
     for a in blocked:
         solver.add(_block(a, opts))
-    if big_kernels:
-        solver.add(*(smt.eq(wvar("k", i), KERNELS[-1]) for i, (v, _) in enumerate(nodes) if v.kernel))
+    solver.add(*extra)
     if bound is not None:
         solver.add(smt.le(objective, bound))
-    res = solver.check()
+    res = solver.check(timeout_ms=limit())
     if not res.sat:
         return res, None, solver.stats
     best = _read(solver, nodes, opts)
     if s.minimize is not None:
-        res, best = _minimize(solver, objective, best, nodes, opts)
+        res, best = _minimize(solver, objective, best, nodes, opts, limit)
     return res, best, solver.stats
+
+
+class _Limit:
+    """The wall-clock limit of the next check: the settings' per-check limit, or less when the
+    call's deadline is nearer (at least 1 ms: Z3 reads 0 as no limit)."""
+
+    def __init__(self, per_check_ms: int, deadline: float | None) -> None:
+        self.per_check_ms, self.deadline = per_check_ms, deadline
+
+    def __call__(self) -> int:
+        if self.deadline is None:
+            return self.per_check_ms
+        left = int(1000 * (self.deadline - time.perf_counter()))
+        return max(1, min(self.per_check_ms, left))
+
+
+def peak_terms(ctx: Context, nodes: Sequence[tuple[Variant, tuple[int, ...]]],
+               steps: Sequence[Step]) -> list[Term]:
+    """The live elements before the first op and at each op (the peak-activation definition of
+    `alphanas.properties.resources`), linear in the widths: a tensor's size is its fixed
+    leading dims times its width term."""
+    n = len(ctx.inputs)
+    sizes = [Term.const(math.prod(shape)) for _, shape in ctx.inputs]
+    sizes += [st.val.last * math.prod(st.val.shape[:-1]) for st in steps]
+    last_read = {j: i for i, (_, ins) in enumerate(nodes) for j in ins}
+    last_read[n + len(nodes) - 1] = len(nodes)  # the output stays live
+    out = [sum(sizes[:n], Term())]
+    for i in range(len(nodes)):
+        live = [sizes[t] for t in range(n + i) if last_read.get(t, -1) >= i]
+        out.append(sum(live, Term()) + sizes[n + i])
+    return out
 
 
 def _choices(problem: Problem, nodes: Sequence[tuple[Variant, tuple[int, ...]]],
@@ -183,12 +221,12 @@ def _read(solver: smt.Solver, nodes: Sequence[tuple[Variant, tuple[int, ...]]],
 
 def _minimize(solver: smt.Solver, objective: Term, best: Assignment,
               nodes: Sequence[tuple[Variant, tuple[int, ...]]],
-              opts: Sequence[WidthOption]) -> tuple[CheckResult, Assignment]:
+              opts: Sequence[WidthOption], limit: _Limit) -> tuple[CheckResult, Assignment]:
     cost = solver.value(objective)
     best = Assignment(best.widths, best.kernels, best.bias, best.heads, cost)
     while True:
         lit = solver.track(smt.le(objective, cost - 1))
-        r = solver.check([lit])
+        r = solver.check([lit], timeout_ms=limit())
         if not r.sat:
             status = Status.SAT if r.unsat else Status.UNKNOWN
             return CheckResult(status, "optimal" if r.unsat else f"best so far ({r.reason})", r.time_s), best

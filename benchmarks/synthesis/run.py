@@ -12,6 +12,13 @@ enumeration finishes without a solution it is the exhaustive oracle ("unsat" for
 "solved" from it where `ours` said "unsat" is unsound too. Every "solved" is re-verified inside
 the synthesizer before it is returned.
 
+Oracle soundness (`benchmarks.synthesis.oracle_check`): every "solved" program is re-judged by
+the independent oracle (`alphanas.oracle.judge`) and every "unsat" on a task of <= 3 ops is
+cross-checked by brute force judged by the oracle; the report prints `solved N (oracle-confirmed
+N), unsat M (brute-force-confirmed K of the <= 3-op ones), unknown U, unsound X` for `ours`.
+`--suite adversarial` runs the hand-written adversarial specs (`benchmarks.synthesis.adversarial`,
+labelled by brute force); it is not part of the default suites.
+
 Rows are appended to a JSONL file as they finish (`--out`), so a killed run keeps its results and
 `--resume` skips the tasks already there.
 
@@ -35,32 +42,43 @@ from typing import Any
 SYNTHS = ("ours", "greedy", "plain")
 
 
-def _problem(task: Any, timeout: float, flax: bool) -> Any:
+def _problem(task: Any, timeout: float) -> Any:
     from alphanas.synth import Problem, Settings
     from benchmarks.synthesis.tasks import source_subjects
 
-    hosts = [(s.host, s.selection) for s in source_subjects(task)]
-    return Problem.of(task.specs, Settings(timeout_s=timeout, flax_check=flax), hosts=hosts)
+    hosts = getattr(task, "hosts", None)  # standalone tasks (adversarial) say (None,)
+    if hosts is None:
+        hosts = [(s.host, s.selection) for s in source_subjects(task)]
+    return Problem.of(task.specs, Settings(timeout_s=timeout), hosts=hosts)
 
 
-def run_one(args: tuple[Any, str, float, bool]) -> dict[str, Any]:
+def run_one(args: tuple[Any, str, float]) -> dict[str, Any]:
     """One (task, synthesizer) run as a JSON-ready row."""
     from alphanas.synth import synthesize
     from alphanas.synth.baselines import greedy_progressive, plain_enumerate
+    from benchmarks.synthesis.oracle_check import check
 
-    task, synth, timeout, flax = args
+    task, synth, timeout = args
     fn = {"ours": synthesize, "greedy": greedy_progressive, "plain": plain_enumerate}[synth]
     t0 = time.perf_counter()
+    problem = r = None
     try:
-        r = fn(_problem(task, timeout, flax))
+        problem = _problem(task, timeout)
+        r = fn(problem)
         status, reason, stats = r.status, r.reason, r.stats
     except Exception as e:  # a crash is a result too; it must not stop the suite
         status, reason, stats = "error", f"{type(e).__name__}: {e}", None
-    return {"task": task.name, "suite": task.suite, "kind": task.kind, "n_ops": task.n_ops,
-            "contexts": len(task.specs), "known_sat": task.source_satisfies, "synth": synth,
-            "status": status, "reason": reason[:300], "time_s": time.perf_counter() - t0,
-            "complete": stats.complete if stats else 0, "generated": stats.generated if stats else 0,
-            "size": stats.size if stats else 0}
+    wall = time.perf_counter() - t0
+    row = {"task": task.name, "suite": task.suite, "kind": task.kind, "n_ops": task.n_ops,
+           "contexts": len(task.specs), "known_sat": task.source_satisfies, "synth": synth,
+           "status": status, "reason": reason[:300], "time_s": wall,
+           "complete": stats.complete if stats else 0, "generated": stats.generated if stats else 0,
+           "size": stats.size if stats else 0}
+    try:  # the independent checks (oracle, brute force); not part of the timing
+        row.update(check(task, problem, r, synth))
+    except Exception as e:  # noqa: BLE001 - a checker crash is reported in the row
+        row["check_error"] = f"{type(e).__name__}: {e}"[:300]
+    return row
 
 
 def _load(path: Path) -> list[dict[str, Any]]:
@@ -75,10 +93,10 @@ def _load(path: Path) -> list[dict[str, Any]]:
 
 
 def run(tasks: Sequence[Any], synths: Sequence[str], timeout: float, plain_timeout: float,
-        jobs: int, out: Path | None, resume: bool, flax: bool) -> list[dict[str, Any]]:
+        jobs: int, out: Path | None, resume: bool) -> list[dict[str, Any]]:
     done = _load(out) if (out is not None and resume) else []
     have = {(r["task"], r["synth"]) for r in done}
-    todo = [(t, s, plain_timeout if s == "plain" else timeout, flax)
+    todo = [(t, s, plain_timeout if s == "plain" else timeout)
             for t in tasks for s in synths if (t.name, s) not in have]
     if out is not None and not resume:
         out.write_text("")
@@ -116,17 +134,54 @@ def _map(fn: Any, items: Sequence[Any], jobs: int) -> Iterable[Any]:
 
 
 def soundness(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Every unsound answer: "unsat" on a known-satisfiable task or where the oracle solved."""
+    """Every unsound answer: "unsat" on a known-satisfiable task or where the oracle solved,
+    and what the independent oracle refutes (`oracle_check.unsound`)."""
+    lines: dict[tuple[str, str], list[str]] = {}
+    for key, line in _unsound(rows):
+        lines.setdefault(key, []).append(line)
+    return ["; ".join(v) for v in lines.values()]  # one line per unsound answer
+
+
+def _unsound(rows: Sequence[dict[str, Any]]) -> list[tuple[tuple[str, str], str]]:
+    """((synth, task), reason) per unsound answer, in row order."""
+    from benchmarks.synthesis.oracle_check import unsound
+
     plain = {r["task"]: r for r in rows if r["synth"] == "plain"}
     bad = []
     for r in rows:
+        key = (r["synth"], r["task"])
+        bad += [(key, line) for line in unsound([r])]
         if r["status"] != "unsat" or r["synth"] == "greedy":
             continue
         if r["known_sat"]:
-            bad.append(f"{r['synth']} said unsat on satisfiable {r['task']}")
+            bad.append((key, f"{r['synth']} said unsat on satisfiable {r['task']}"))
         elif r["synth"] == "ours" and plain.get(r["task"], {}).get("status") == "solved":
-            bad.append(f"ours said unsat but plain enumeration solved {r['task']}")
+            bad.append((key, f"ours said unsat but plain enumeration solved {r['task']}"))
     return bad
+
+
+def oracle_line(rows: Sequence[dict[str, Any]], synth: str = "ours") -> str:
+    """`solved N (oracle-confirmed N), unsat M (brute-force-confirmed K of the <= 3-op ones),
+    unknown U, unsound X` for `synth`; X counts its unsound rows by every rule."""
+    from benchmarks.synthesis.oracle_check import oracle_summary
+
+    n = len({key for key, _ in _unsound(rows) if key[0] == synth})
+    return oracle_summary(rows, synth, n)
+
+
+def label_mismatches(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Adversarial rows whose answer differs from the stored brute-force label (a solved row on
+    a brute-force-unsat task is not unsound when the oracle confirms it: a width outside brute
+    force's small set)."""
+    out = []
+    for r in rows:
+        lab = r.get("label")
+        if lab in ("sat", "unsat") and r["status"] in ("solved", "unsat") and \
+                (r["status"] == "solved") != (lab == "sat"):
+            ok = {True: "oracle-confirmed", False: "oracle-REJECTED", None: "oracle undecided"}
+            extra = f" ({ok[r.get('oracle_ok')]})" if r["status"] == "solved" else ""
+            out.append(f"{r['synth']} {r['status']}{extra} on {r['task']}, brute-force label {lab}")
+    return out
 
 
 def summary(rows: Sequence[dict[str, Any]], group: str = "suite") -> list[dict[str, Any]]:
@@ -205,11 +260,17 @@ def print_report(rows: Sequence[dict[str, Any]]) -> None:
         print(f"  [{'met' if met else 'NOT MET'}] {name}: {got}")
     for line in soundness(rows):
         print(f"  UNSOUND: {line}")
+    synths = [s for s in SYNTHS if any(r["synth"] == s for r in rows)]
+    if synths:
+        print(f"\noracle soundness ({synths[0]}):")
+        print(oracle_line(rows, synths[0]))
+        for line in label_mismatches(rows):
+            print(f"  label mismatch: {line}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="alphanas bench synth", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--suite", action="append", help="a suite name (repeatable; default all)")
+    ap.add_argument("--suite", action="append", help="a suite name (repeatable; default all but adversarial)")
     ap.add_argument("--quick", action="store_true", help="the ~15-task CI subset")
     ap.add_argument("--synth", default="ours,greedy,plain", help="comma list of ours, greedy, plain")
     ap.add_argument("--timeout", type=float, default=10.0)
@@ -219,7 +280,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None, help="append rows to this JSONL file")
     ap.add_argument("--resume", action="store_true", help="skip rows already in --out")
-    ap.add_argument("--no-flax-check", action="store_true")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     synths = [s.strip() for s in a.synth.split(",") if s.strip()]
@@ -228,16 +288,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(f"--synth: unknown synthesizer '{bad[0]}' (accepted: {', '.join(SYNTHS)})")
     if a.resume and a.out is None:
         ap.error("--resume needs --out FILE")
+    from benchmarks.synthesis.adversarial import SUITE as ADVERSARIAL
+    from benchmarks.synthesis.adversarial import adversarial_tasks
     from benchmarks.synthesis.tasks import make_tasks, quick_tasks
 
+    others = [s for s in (a.suite or []) if s != ADVERSARIAL] or None
     try:
-        tasks = quick_tasks(a.seed) if a.quick else make_tasks(a.seed, a.limit, a.suite)
+        if a.quick:
+            tasks: list[Any] = list(quick_tasks(a.seed))
+        elif a.suite and others is None:  # only the adversarial suite
+            tasks = []
+        else:
+            tasks = list(make_tasks(a.seed, a.limit, others))
     except ValueError as e:
         ap.error(str(e))
-    rows = run(tasks, synths, a.timeout, a.plain_timeout, a.jobs, a.out, a.resume, not a.no_flax_check)
+    if not a.quick and a.suite and ADVERSARIAL in a.suite:
+        tasks += adversarial_tasks(a.limit)
+    rows = run(tasks, synths, a.timeout, a.plain_timeout, a.jobs, a.out, a.resume)
     if a.json:
         print(json.dumps({"rows": rows, "summary": summary(rows), "targets": targets(rows),
-                          "unsound": soundness(rows)}, indent=1))
+                          "unsound": soundness(rows), "oracle": oracle_line(rows),
+                          "label_mismatches": label_mismatches(rows)}, indent=1))
     else:
         print_report(rows)
     return 0

@@ -1,0 +1,223 @@
+"""Adversarial cases for every soundness bug class of the synthesizer and `verify` (issue 8).
+
+Each case is aimed at one rule: mixing of compositions, ops that collapse a dim in one step,
+kernel choices under budgets, constraints outside the encoding (peak activation, failed
+re-verification, rules/oracle disagreements), unconstrained inputs, and the whole-call deadline.
+Every "solved" here is also judged by the independent oracle; every "unsat" is a claim that the
+brute-force tests (tests/test_bruteforce.py) and the benchmark cross-check.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from alphanas.ir import GraphBuilder, OpKind
+from alphanas.oracle import judge
+from alphanas.properties.spec import parse_spec
+from alphanas.properties.verify import verify
+from alphanas.synth import Problem, Settings, synthesize
+from alphanas.synth import build as build_module
+from alphanas.synth import search as search_module
+from alphanas.synth.build import Recheck
+
+K = OpKind
+S = Settings(timeout_s=60)
+ONE, NONE_ = "one", "none"
+
+
+def spec(**sections: Any):
+    return parse_spec(sections, "adversarial.toml")
+
+
+def mixing(inp: str, out: str, rows: list[list[str]]) -> dict:
+    return {"pairs": [{"input": inp, "output": out, "matrix": rows}]}
+
+
+def spatial_all(rank: int = 4) -> list[list[str]]:
+    """Batch one-to-one, every spatial row all-to-one, channels unconstrained."""
+    rows = [[ONE] + [NONE_] * (rank - 1)]
+    rows += [["all"] * rank for _ in range(rank - 2)]
+    return rows + [[NONE_] * rank]
+
+
+def solve(sp: Any, settings: Settings = S) -> Any:
+    r = synthesize(Problem.of(sp, settings))
+    if r.solved:
+        v = judge(r.graph, sp)
+        assert v.holds, f"the oracle rejects the solved program: {v}"
+    return r
+
+
+# ---- 1. mixing of compositions is exact ---------------------------------------------------------
+
+
+def chain(shape: tuple[int, ...], *ops: tuple[OpKind, dict]) -> Any:
+    b = GraphBuilder("chain")
+    x = b.input("x", shape)
+    for kind, attrs in ops:
+        x = b.op(kind, x, **attrs)
+    return b.build(b.op(K.IDENTITY, x, name="y"))
+
+
+def test_verify_sees_a_strided_1x1_after_a_7x7_read_six_of_seven_rows() -> None:
+    g = chain((1, 7, 7, 2), (K.CONV, {"features": 2, "kernel": 7}),
+              (K.CONV, {"features": 2, "kernel": 1, "strides": 2}))
+    sp = spec(inputs={"x": [1, 7, 7, 2]}, outputs={"y": [1, 4, 4, 2]}, mixing=mixing("x", "y", spatial_all()))
+    assert not verify(g, sp).holds      # main said "holds" (ALL_TO_ONE by the composition rule)
+    assert not judge(g, sp).holds
+
+
+def test_verify_sees_two_5x5_span_nine_rows() -> None:
+    g = chain((1, 9, 9, 2), (K.CONV, {"features": 2, "kernel": 5}), (K.CONV, {"features": 2, "kernel": 5}))
+    sp = spec(inputs={"x": [1, 9, 9, 2]}, outputs={"y": [1, 9, 9, 2]}, mixing=mixing("x", "y", spatial_all()))
+    assert verify(g, sp).holds          # main said "violated" (MANY_TO_ONE by the rule)
+    assert judge(g, sp).holds
+
+
+def test_synthesis_returns_a_program_whose_real_mixing_meets_the_spec() -> None:
+    """7 rows to 4 with every row read at the centre: a 7x7 then a strided 1x1 looks right to
+    the composition rule but reads 6 rows; a 7x7 then a strided 3x3 reads all 7."""
+    sp = spec(inputs={"x": [1, 7, 7, 2]}, outputs={"y": [1, 4, 4, 2]}, mixing=mixing("x", "y", spatial_all()),
+              search={"ops": ["conv"], "max_ops": 2})
+    r = solve(sp)
+    assert r.solved, r.reason
+    assert "conv1x1/s2" not in r.skeleton
+
+
+def test_two_kernels_that_span_the_input_are_found() -> None:
+    sp = spec(inputs={"x": [1, 9, 9, 4]}, outputs={"y": [1, 9, 9, 4]}, mixing=mixing("x", "y", spatial_all()),
+              search={"ops": ["conv"], "max_ops": 2})
+    r = solve(sp)
+    assert r.solved and len(r.skeleton) == 2, r.reason
+    k = sorted(r.assignment.kernels.values())
+    assert sum(k) - len(k) >= 8  # the two windows together span 9 rows
+
+
+# ---- 2. ops that collapse a dim in one step -----------------------------------------------------
+
+
+def test_a_keepdims_global_mean_collapses_8x8_in_one_op() -> None:
+    sp = spec(inputs={"x": [1, 8, 8, 4]}, outputs={"y": [1, 1, 1, 4]}, search={"ops": ["mean", "conv"], "max_ops": 1})
+    r = solve(sp)
+    assert r.solved and r.skeleton == ("global_mean/keep",), r.reason
+
+
+def test_strides_alone_need_three_ops_for_8x8_to_1x1() -> None:
+    sp = spec(inputs={"x": [1, 8, 8, 4]}, outputs={"y": [1, 1, 1, 4]}, search={"ops": ["conv"], "max_ops": 2})
+    r = solve(sp)
+    assert r.status == "unsat" and "at least 3 ops" in r.reason, r.reason
+    r = solve(spec(inputs={"x": [1, 8, 8, 4]}, outputs={"y": [1, 1, 1, 4]}, search={"ops": ["conv"], "max_ops": 3}))
+    assert r.solved and len(r.skeleton) == 3
+
+
+def test_a_3x3_stride_2_pool_takes_9_rows_to_5() -> None:
+    sp = spec(inputs={"x": [1, 9, 9, 4]}, outputs={"y": [1, 5, 5, 4]}, search={"ops": ["max_pool"], "max_ops": 1})
+    r = solve(sp)
+    assert r.solved and r.skeleton == ("max_pool3/s2",), r.reason
+
+
+# ---- 3. kernel sizes are Z3's cases, not a switch -----------------------------------------------
+
+
+def test_a_depthwise_5x5_under_a_budget_that_excludes_7x7() -> None:
+    """All 5 rows at the centre needs K >= 5; the budget fits a depthwise 5x5 (200 + bias) but
+    not a 7x7 (392): main pinned every kernel to 7 and said unsat."""
+    sp = spec(inputs={"x": [1, 5, 5, 8]}, outputs={"y": [1, 5, 5, 8]}, mixing=mixing("x", "y", spatial_all()),
+              resources={"max_params": 8 * 25 + 8}, search={"ops": ["conv"], "max_ops": 1})
+    r = solve(sp)
+    assert r.solved and r.skeleton == ("dwconvKxK",) and r.assignment.kernels == {0: 5}, r.reason
+
+
+def test_a_budget_below_every_kernel_that_reaches_is_unsat() -> None:
+    sp = spec(inputs={"x": [1, 5, 5, 8]}, outputs={"y": [1, 5, 5, 8]}, mixing=mixing("x", "y", spatial_all()),
+              resources={"max_params": 8 * 25 - 1}, search={"ops": ["conv"], "max_ops": 1})
+    assert solve(sp).status == "unsat"
+
+
+# ---- 4. every budget is in the encoding; anything outside it makes the answer unknown ------------
+
+
+def _peak_spec(budget: int, max_ops: int = 3) -> Any:
+    # x -> conv -> relu -> conv: peak = max(x + h, h + y) = 256 + 64 w for a hidden width w
+    return spec(inputs={"x": [1, 8, 8, 4]}, outputs={"y": [1, 8, 8, 4]}, depth={"x->y": 3},
+                resources={"max_peak_activation": budget}, search={"ops": ["conv", "relu"], "max_ops": max_ops})
+
+
+def test_a_binding_peak_budget_is_solved_by_z3_directly() -> None:
+    r = solve(_peak_spec(256 + 64 * 2))
+    assert r.solved and r.stats.verify_failed == 0, (r.reason, r.stats.to_dict())
+
+
+def test_a_peak_budget_below_every_width_is_a_certificate() -> None:
+    r = solve(_peak_spec(256 + 63))
+    assert r.status == "unsat", r.reason
+
+
+def test_a_skeleton_abandoned_for_a_reason_outside_the_encoding_is_unknown(monkeypatch) -> None:
+    monkeypatch.setattr(search_module, "recheck", lambda *a, **k: Recheck(False, "injected", ()))
+    sp = spec(inputs={"x": [1, 8, 8, 4]}, outputs={"y": [1, 8, 8, 4]}, search={"ops": ["conv"], "max_ops": 1})
+    r = synthesize(Problem.of(sp, Settings(models_per_skeleton=1)))
+    assert r.status == "unknown" and r.stats.incomplete >= 1, r.reason
+
+
+def test_a_rules_oracle_disagreement_is_counted_and_never_unsat(monkeypatch) -> None:
+    real = build_module.recheck
+
+    def disagree(*a: Any, **k: Any) -> Recheck:
+        r = real(*a, **k)
+        return Recheck(False, "injected", r.reports, ("context 0: params: rules 1, oracle 2",))
+
+    monkeypatch.setattr(search_module, "recheck", disagree)
+    sp = spec(inputs={"x": [1, 8, 8, 4]}, outputs={"y": [1, 8, 8, 4]}, search={"ops": ["conv"], "max_ops": 1})
+    r = synthesize(Problem.of(sp, Settings()))
+    assert r.status == "unknown" and r.stats.disagreements >= 1 and "params" in r.stats.notes[0]
+
+
+# ---- 5. what the certificate claims is what the spec says --------------------------------------
+
+
+def test_an_unconstrained_input_may_be_ignored() -> None:
+    """The spec says nothing about z, so one batch norm of x is a program (main demanded that
+    z be read and said unsat)."""
+    sp = spec(inputs={"x": [1, 8, 8, 4], "z": [1, 3]}, outputs={"y": [1, 8, 8, 4]}, depth={"x->y": 1},
+              search={"ops": ["batch_norm"], "max_ops": 1})
+    r = solve(sp)
+    assert r.solved and r.skeleton == ("batch_norm",), r.reason
+    assert verify(r.graph, sp).holds
+
+
+def test_an_input_with_a_depth_bound_must_be_read() -> None:
+    sp = spec(inputs={"x": [1, 8, 8, 4], "z": [1, 8, 8, 4]}, outputs={"y": [1, 8, 8, 4]},
+              depth={"value": 1}, search={"ops": ["batch_norm", "add"], "max_ops": 2})
+    r = solve(sp)
+    assert r.solved and "add" in r.skeleton, r.reason
+    assert set(r.graph.input_names) <= {i for op in r.graph.ops for i in op.inputs}
+
+
+# ---- 7. the deadline bounds the whole call ------------------------------------------------------
+
+
+def test_a_passed_deadline_says_which_part_ran_out() -> None:
+    sp = spec(inputs={"x": [1, 8, 8, 4]}, outputs={"y": [1, 8, 8, 4]}, depth={"x->y": 6},
+              search={"ops": ["conv", "relu"], "max_ops": 6})
+    r = synthesize(Problem.of(sp, Settings(timeout_s=1e-9)))
+    assert r.status == "timeout" and "ran out during" in r.reason, r.reason
+
+
+def test_z3_checks_get_the_time_left() -> None:
+    from alphanas.synth.solve import _Limit
+
+    assert _Limit(5000, None)() == 5000
+    assert _Limit(5000, time.perf_counter() - 1)() == 1
+    assert 1 <= _Limit(5000, time.perf_counter() + 0.5)() <= 500
+
+
+@pytest.mark.parametrize("budget", [256 + 64, 256 + 64 * 4])
+def test_peak_terms_match_the_definition(budget: int) -> None:
+    """The peak-activation terms Z3 sees, evaluated at the returned widths, equal the rules'."""
+    r = solve(_peak_spec(budget))
+    assert r.solved
+    assert verify(r.graph, _peak_spec(budget)).holds

@@ -221,3 +221,56 @@ def test_peak_terms_match_the_definition(budget: int) -> None:
     r = solve(_peak_spec(budget))
     assert r.solved
     assert verify(r.graph, _peak_spec(budget)).holds
+
+
+# ---- the exact mixing plan against the programs themselves ----------------------------------------
+
+
+@pytest.mark.parametrize("second", ["convKxK", "dwconvKxK"])
+def test_the_mixing_plan_is_exact_for_a_concat_of_two_kernels(second: str) -> None:
+    """concat(conv_a(x), conv_b(x)) on 5x5 rows: which operand holds the output's centre channel
+    depends on the widths, so the plan enumerates them. For every width option and kernel
+    choice, the plan's constraint admits it exactly when the built program's real mixing (by
+    the definition) meets the spec."""
+    from alphanas.oracle.deps import exact_mixing
+    from alphanas.properties import smt
+    from alphanas.synth.abstract import wvar
+    from alphanas.synth.build import build_program
+    from alphanas.synth.menu import KERNELS, menu
+    from alphanas.synth.mixcheck import plan_mixing
+    from alphanas.synth.solve import Assignment, width_options
+
+    out_w = 4 if second == "convKxK" else 6
+    sp = spec(inputs={"x": [1, 5, 5, 2]}, outputs={"y": [1, 5, 5, out_w]}, mixing=mixing("x", "y", spatial_all()),
+              search={"ops": ["conv", "concat"], "max_ops": 3})
+    p = Problem.of(sp, S)
+    by = {v.key: v for v in menu(p.ops)}
+    nodes = [(by["convKxK"], (0,)), (by[second], (0,)), (by["concat"], (1, 2))]
+    plan = plan_mixing(p, nodes)
+    assert plan.exact and not plan.prune and plan.cons
+    opts, ctx = width_options(p), p.contexts[0]
+    agree = admitted = 0
+    for s0, o0 in enumerate(opts):
+        w0 = o0.value(2)
+        w1 = 2 if second == "dwconvKxK" else out_w - w0
+        s1 = next((j for j, o in enumerate(opts) if o.value(2) == w1), None)
+        if w0 + w1 != out_w or s1 is None:
+            continue
+        for k0 in KERNELS:
+            for k1 in KERNELS:
+                widths = {0: o0} if second == "dwconvKxK" else {0: o0, 1: opts[s1]}
+                a = Assignment(widths, {0: k0, 1: k1}, {0: False, 1: False}, {})
+                g = build_program(ctx, nodes, a)
+                real = exact_mixing(g)[("x", "y")]
+                meets = all(h >= int(w) for wr, hr in zip(ctx.mixing[0][1], real, strict=True)
+                            for w, h in zip(wr, hr, strict=True))
+                solver = smt.Solver()
+                picks = [smt.eq(wvar("s", 0), s0), smt.eq(wvar("k", 0), k0), smt.eq(wvar("k", 1), k1)]
+                if second == "convKxK":
+                    picks.append(smt.eq(wvar("s", 1), s1))
+                solver.add(*plan.cons, *picks)
+                allowed = solver.check().sat
+                assert allowed == meets, (w0, w1, k0, k1, real)
+                agree += 1
+                admitted += allowed
+    assert agree >= 9 and 0 < admitted < agree

@@ -60,13 +60,16 @@ class Recheck:
     """The independent re-verification of one program: `ok` only when, in every context, the
     rules (`verify`, spliced into the host) and the oracle both say the spec holds and agree on
     every facet; `disagreements` are internal errors (rules vs oracle), `timed_out` says the
-    deadline passed before every context was checked."""
+    deadline passed before every context was checked, `proved` that a failure is a violation
+    both judges found (anything else, e.g. a program that cannot be built or spliced, proves
+    nothing about the spec)."""
 
     ok: bool
     why: str
     reports: tuple[Report, ...]
     disagreements: tuple[str, ...] = ()
     timed_out: bool = False
+    proved: bool = False  # a failure that the rules and the oracle both found (a real violation)
 
 
 def recheck(problem: Problem, nodes: Nodes, a: Assignment, deadline: float | None = None) -> Recheck:
@@ -79,12 +82,13 @@ def recheck(problem: Problem, nodes: Nodes, a: Assignment, deadline: float | Non
                            tuple(reports), timed_out=True)
         try:
             g = build_program(ctx, nodes, a)
+            symbolic = ctx.spec.is_symbolic  # the shape claim proved for every size in range
             if ctx.host is not None and ctx.selection is not None:
                 host, new = _spliced(ctx, g)
-                rep = verify(host, ctx.spec, subgraph=new)
+                rep = verify(host, ctx.spec, subgraph=new, symbolic=symbolic)
                 subject = subject_for(host, ctx.spec, new)
             else:
-                rep = verify(g, ctx.spec)
+                rep = verify(g, ctx.spec, symbolic=symbolic)
                 subject = subject_for(g, ctx.spec)
             cc = crosscheck(subject, ctx.spec, rep)
         except AlphanasError as e:
@@ -94,7 +98,8 @@ def recheck(problem: Problem, nodes: Nodes, a: Assignment, deadline: float | Non
             return Recheck(False, f"context {k}: {cc}", tuple(reports),
                            tuple(f"context {k}: {d}" for d in cc.disagreements))
         if not rep.holds:
-            return Recheck(False, f"context {k}: {rep.violations[0]}", tuple(reports))
+            return Recheck(False, f"context {k}: {rep.violations[0]}", tuple(reports),
+                           proved=not cc.verdict.holds and not cc.verdict.undecided)
         if not cc.verdict.holds:
             return Recheck(False, f"context {k}: {cc.verdict}", tuple(reports))
     return Recheck(True, "", tuple(reports))

@@ -246,9 +246,16 @@ def final_check(s: Any) -> str:
 
 
 def quick_unsat(problem: Problem, variants: Sequence[Variant], caps: Caps) -> str:
-    """A reason the spec is unreachable within the bounds, found without enumerating, or ''."""
+    """A reason the spec is unreachable within the bounds, found without enumerating, or ''.
+    The host and depth reasons hold for every op kind; the shape reason for the menu's (callers
+    treat it as a certificate only when the specs allow no op the synthesizer cannot place)."""
     n = problem.max_ops
-    for ctx in problem.contexts:
+    for k, ctx in enumerate(problem.contexts):
+        kept = _host_shape(ctx)
+        if kept is not None and kept != ctx.out_shape:
+            return (f"host: context {k} replaces '{ctx.selection.outputs[0]}' of "  # type: ignore[union-attr]
+                    f"'{ctx.host.name}', whose shape {kept} a replacement must keep, but the spec's "  # type: ignore[union-attr]
+                    f"output is {ctx.out_shape}")
         for i, b in ctx.depth:
             if b.lo > n:
                 return (f"depth: {ctx.inputs[i][0]}->{ctx.output} must be {b} but each op adds at most one "
@@ -261,6 +268,15 @@ def quick_unsat(problem: Problem, variants: Sequence[Variant], caps: Caps) -> st
                     f"(allowed ops: {', '.join(sorted({v.kind.value for v in variants}))}; "
                     f"max_ops {n})")
     return ""
+
+
+def _host_shape(ctx: Any) -> Shape | None:
+    """The shape of the host tensor the context's program replaces (None without a host)."""
+    if ctx.host is None or ctx.selection is None or len(ctx.selection.outputs) != 1:
+        return None
+    from alphanas.ir.analysis import analyze
+
+    return tuple(analyze(ctx.host).shapes[ctx.selection.outputs[0]])
 
 
 def reason(problem: Problem, stats: Stats) -> str:

@@ -91,7 +91,8 @@ class Problem:
     ops: frozenset[OpKind]
     max_ops: int
     settings: Settings = field(default_factory=Settings)
-    ignored: tuple[str, ...] = ()    # allowed op kinds the synthesizer cannot place (see menu)
+    ignored: tuple[str, ...] = ()    # op kinds the specs allow but the synthesizer cannot place:
+    # an exhaustive search over the others is then no certificate ("unknown", not "unsat")
 
     @property
     def n_inputs(self) -> int:
@@ -126,7 +127,10 @@ class Problem:
                                           default=6)
         if not 1 <= max_ops <= MAX_OPS:
             raise SynthError(f"{first.spec.source}: search.max_ops: expected 1..{MAX_OPS}, got {max_ops}")
-        ignored = tuple(sorted({k.value for s in specs for k in (s.search.ops or ()) if k not in ops}))
+        every = set(OpKind)
+        for s in specs:  # what every spec allows (no [search] ops: every op kind)
+            every &= set(s.search.ops) if s.search.ops is not None else set(OpKind)
+        ignored = tuple(sorted(k.value for k in every if k not in ops))
         return cls(ctxs, ops, max_ops, settings, ignored)
 
 

@@ -53,7 +53,7 @@ from alphanas.synth.build import build_program, recheck
 from alphanas.synth.menu import Variant, menu
 from alphanas.synth.mixcheck import plan_mixing
 from alphanas.synth.problem import Problem
-from alphanas.synth.solve import Assignment, solve_skeleton
+from alphanas.synth.solve import Assignment, SkeletonSolver
 
 __all__ = ["Result", "Stats", "synthesize"]
 
@@ -137,7 +137,7 @@ class _Search:
     def run(self) -> Result:
         quick = certify.quick_unsat(self.p, self.menu, self.caps)
         if quick:
-            return self._result("unsat", quick)
+            return self._unsat(quick, universal=quick.startswith(("depth", "host")))
         try:
             for n in range(1, self.p.max_ops + 1):
                 self.stats.size, self.seen = n, set()
@@ -167,7 +167,15 @@ class _Search:
                                 f"were abandoned after {self.p.settings.models_per_skeleton} Z3 models "
                                 "failed re-verification for a reason outside the encoding (e.g. "
                                 "mixing that depends on the widths); raise models_per_skeleton")
-        return self._result("unsat", certify.reason(self.p, self.stats))
+        return self._unsat(certify.reason(self.p, self.stats))
+
+    def _unsat(self, reason: str, universal: bool = False) -> Result:
+        """"unsat" when the proof covers every op the specs allow, else "unknown"."""
+        if self.p.ignored and not universal:
+            return self._result("unknown", f"{reason}; but the spec also allows "
+                                f"{', '.join(self.p.ignored)}, which the synthesizer does not place, so "
+                                "this is no certificate (list the ops in [search] ops)")
+        return self._result("unsat", reason)
 
     def _dfs(self, n: int) -> None:
         d = len(self.nodes)
@@ -260,15 +268,20 @@ class _Search:
             from alphanas.properties.smt import fresh_context
 
             self.context = fresh_context()
-        blocked: list[Assignment] = []
+        z3 = SkeletonSolver(self.p, self.nodes, self.steps, self.bound, plan.cons, self.context,
+                            self.deadline)
+        unproved = False  # a blocked model failed for a reason no judge established
+        checks, secs = 0, 0.0
         for _ in range(self.p.settings.models_per_skeleton):
             self._check_deadline("Z3's attribute solving")
-            res, a, smt_stats = solve_skeleton(self.p, self.nodes, self.steps, blocked, self.bound,
-                                               plan.cons, self.context, self.deadline)
-            self.stats.smt_calls += smt_stats.checks
-            self.stats.smt_time_s += smt_stats.time_s
+            res, a = z3.next()
+            self.stats.smt_calls += z3.stats.checks - checks
+            self.stats.smt_time_s += z3.stats.time_s - secs
+            checks, secs = z3.stats.checks, z3.stats.time_s
             if a is None:
-                if res.unsat:
+                if res.unsat and unproved:
+                    self.stats.incomplete += 1
+                elif res.unsat:
                     self.stats.failed["widths/budgets (Z3 unsat)"] += 1
                 else:
                     self.stats.smt_unknown += 1
@@ -285,7 +298,10 @@ class _Search:
             if r.disagreements:
                 self.stats.disagreements += 1
                 self.stats.notes += list(r.disagreements[: max(0, 5 - len(self.stats.notes))])
-            blocked.append(a)
+            elif not r.proved and len(self.stats.notes) < 5:
+                self.stats.notes.append(f"unproved re-verification failure: {r.why[:200]}")
+            unproved = unproved or not r.proved
+            z3.block(a)
         self.stats.incomplete += 1
 
     def _check_deadline(self, phase: str) -> None:

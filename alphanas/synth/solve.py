@@ -28,7 +28,7 @@ from alphanas.synth.abstract import Step, wvar
 from alphanas.synth.menu import HEADS, KERNELS, Variant
 from alphanas.synth.problem import Context, Problem
 
-__all__ = ["Assignment", "WidthOption", "peak_terms", "solve_skeleton", "width_options"]
+__all__ = ["Assignment", "SkeletonSolver", "WidthOption", "peak_terms", "width_options"]
 
 _RATIOS = (Fraction(1, 4), Fraction(1, 2), Fraction(1), Fraction(2), Fraction(3), Fraction(4), Fraction(6))
 _ABSOLUTE = (8, 16, 32, 64, 128, 256, 512, 1024)
@@ -110,47 +110,58 @@ class _Lin:
         return self.cache[mono]
 
 
-def solve_skeleton(problem: Problem, nodes: Sequence[tuple[Variant, tuple[int, ...]]],
-                   steps: Sequence[Sequence[Step]], blocked: Sequence[Assignment] = (),
-                   bound: int | None = None, extra: Sequence[Constraint] = (), context: Any = None,
-                   deadline: float | None = None,
-                   ) -> tuple[CheckResult, Assignment | None, smt.SmtStats]:
-    """Solve the attributes of a complete skeleton. `steps[i][k]` is node i in context k; the
-    last node is the output. `blocked` assignments are excluded; `bound` caps the objective;
-    `extra` adds constraints (the exact kernel constraints of the mixing targets);
-    `deadline` (a `time.perf_counter()` instant) caps each check's wall clock below the
-    settings' so that the whole call ends by then."""
-    s = problem.settings
-    solver = smt.Solver(SmtSettings(s.rlimit, s.check_timeout_ms), context)
-    limit = _Limit(s.check_timeout_ms, deadline)
-    opts = width_options(problem)
-    domains = _choices(problem, nodes, opts, solver)
-    lin = _Lin(solver, domains)
-    objective = Term()
-    for k, ctx in enumerate(problem.contexts):
-        solver.add(*(c for st in steps for c in st[k].cons))
-        solver.add(smt.eq(steps[-1][k].val.last, ctx.out_shape[-1]))
-        params = lin(sum((st[k].params for st in steps), Term()))
-        flops = lin(sum((st[k].flops for st in steps), Term()))
-        for key, b in ctx.budgets:
-            if key in ("params", "flops"):
-                solver.add(smt.le(params if key == "params" else flops, b))
-            elif key == "peak":
-                solver.add(*(smt.le(t, b) for t in peak_terms(ctx, nodes, [st[k] for st in steps])))
-        if s.minimize is not None:
-            objective = objective + (params if s.minimize == "params" else flops)
-    for a in blocked:
-        solver.add(_block(a, opts))
-    solver.add(*extra)
-    if bound is not None:
-        solver.add(smt.le(objective, bound))
-    res = solver.check(timeout_ms=limit())
-    if not res.sat:
-        return res, None, solver.stats
-    best = _read(solver, nodes, opts)
-    if s.minimize is not None:
-        res, best = _minimize(solver, objective, best, nodes, opts, limit)
-    return res, best, solver.stats
+class SkeletonSolver:
+    """Z3 over the attributes of one complete skeleton: `next()` gives a model (or None), and
+    `block(a)` excludes a model that failed re-verification before asking again, on the same
+    solver (incremental: the encoding is built once per skeleton).
+
+    `steps[i][k]` is node i in context k; the last node is the output. `bound` caps the
+    objective; `extra` adds constraints (the exact kernel/width constraints of the mixing
+    targets); `deadline` (a `time.perf_counter()` instant) caps each check's wall clock below
+    the settings' so that the whole call ends by then."""
+
+    def __init__(self, problem: Problem, nodes: Sequence[tuple[Variant, tuple[int, ...]]],
+                 steps: Sequence[Sequence[Step]], bound: int | None = None,
+                 extra: Sequence[Constraint] = (), context: Any = None,
+                 deadline: float | None = None) -> None:
+        s = problem.settings
+        self.minimize = s.minimize
+        self.nodes, self.opts = nodes, width_options(problem)
+        self.solver = solver = smt.Solver(SmtSettings(s.rlimit, s.check_timeout_ms), context)
+        self.limit = _Limit(s.check_timeout_ms, deadline)
+        lin = _Lin(solver, _choices(problem, nodes, self.opts, solver))
+        self.objective = Term()
+        for k, ctx in enumerate(problem.contexts):
+            solver.add(*(c for st in steps for c in st[k].cons))
+            solver.add(smt.eq(steps[-1][k].val.last, ctx.out_shape[-1]))
+            params = lin(sum((st[k].params for st in steps), Term()))
+            flops = lin(sum((st[k].flops for st in steps), Term()))
+            for key, b in ctx.budgets:
+                if key in ("params", "flops"):
+                    solver.add(smt.le(params if key == "params" else flops, b))
+                elif key == "peak":
+                    solver.add(*(smt.le(t, b) for t in peak_terms(ctx, nodes, [st[k] for st in steps])))
+            if s.minimize is not None:
+                self.objective = self.objective + (params if s.minimize == "params" else flops)
+        solver.add(*extra)
+        if bound is not None:
+            solver.add(smt.le(self.objective, bound))
+
+    @property
+    def stats(self) -> smt.SmtStats:
+        return self.solver.stats
+
+    def block(self, a: Assignment) -> None:
+        self.solver.add(_block(a, self.opts))
+
+    def next(self) -> tuple[CheckResult, Assignment | None]:
+        res = self.solver.check(timeout_ms=self.limit())
+        if not res.sat:
+            return res, None
+        best = _read(self.solver, self.nodes, self.opts)
+        if self.minimize is not None:
+            res, best = _minimize(self.solver, self.objective, best, self.nodes, self.opts, self.limit)
+        return res, best
 
 
 class _Limit:

@@ -22,7 +22,7 @@ __all__ = ["BF_CAP", "BF_TIME_S", "check", "judge_result", "oracle_summary", "un
 
 BF_CAP = 400_000
 BF_TIME_S = 60.0
-UNKNOWN = ("timeout", "unknown")
+UNKNOWN = ("timeout", "unknown", "budget")
 
 
 def _linear(ctx: Any) -> frozenset[str] | None:
@@ -81,6 +81,15 @@ def judge_result(problem: Any, result: Any) -> tuple[bool | None, str]:
     return (None, undecided) if undecided else (True, "")
 
 
+def _host_shape(ctx: Any) -> tuple[int, ...] | None:
+    """The shape of the host tensor the context replaces, by the IR (None without a host)."""
+    from alphanas.ir.analysis import analyze
+
+    if ctx.host is None or ctx.selection is None or len(ctx.selection.outputs) != 1:
+        return None
+    return tuple(analyze(ctx.host).shapes[ctx.selection.outputs[0]])
+
+
 def _brute_force(task: Any, problem: Any) -> dict[str, Any]:
     from dataclasses import replace
 
@@ -88,6 +97,14 @@ def _brute_force(task: Any, problem: Any) -> dict[str, Any]:
 
     complete = problem.max_ops <= MAX_OPS
     out: dict[str, Any] = {"bf_complete": complete, "bf_count": 0}
+    for k, ctx in enumerate(problem.contexts):
+        kept = _host_shape(ctx)
+        if kept is not None and kept != tuple(ctx.out_shape):
+            # spliced into its host a program must keep the replaced tensor's shape: no
+            # standalone program refutes the unsat, and the shapes themselves confirm it
+            out.update(bf_status="host-shape", bf_note=f"context {k}: host keeps {kept}, spec "
+                       f"asks {tuple(ctx.out_shape)}")
+            return out
     statuses = []
     for k, ctx in enumerate(problem.contexts):
         spec = ctx.spec
@@ -161,7 +178,10 @@ def oracle_summary(rows: Sequence[dict[str, Any]], synth: str = "ours",
     unsat = [r for r in rs if r["status"] == "unsat"]
     confirmed = sum(r.get("oracle_ok") is True for r in solved)
     bf = sum(r.get("bf_status") == "unsat" and r.get("bf_complete", False) for r in unsat)
+    host = sum(r.get("bf_status") == "host-shape" for r in unsat)
     unknown = sum(r["status"] in UNKNOWN for r in rs)
     x = unsound_rows if unsound_rows is not None else len(unsound(rs))
+    extra = f"; {host} more: the host keeps another shape" if host else ""
     return (f"solved {len(solved)} (oracle-confirmed {confirmed}), unsat {len(unsat)} "
-            f"(brute-force-confirmed {bf} of the <= 3-op ones), unknown {unknown}, unsound {x}")
+            f"(brute-force-confirmed {bf} of the <= 3-op ones{extra}), unknown {unknown}, "
+            f"unsound {x}")

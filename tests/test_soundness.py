@@ -274,3 +274,136 @@ def test_the_mixing_plan_is_exact_for_a_concat_of_two_kernels(second: str) -> No
                 agree += 1
                 admitted += allowed
     assert agree >= 9 and 0 < admitted < agree
+
+
+def _random_program(rng: Any, p: Problem, n: int) -> tuple[list, Any] | None:
+    """A random skeleton of `n` menu variants on p's input (each applied at a rank it accepts)
+    and a random assignment of it, or None when the draw is not a valid program."""
+    from alphanas.errors import AlphanasError
+    from alphanas.ir.analysis import analyze
+    from alphanas.synth.build import build_program
+    from alphanas.synth.menu import KERNELS, menu
+    from alphanas.synth.solve import Assignment, width_options
+
+    variants = menu(p.ops)
+    opts = [o for o in width_options(p) if o.value(p.contexts[0].ref_channels)]
+    nodes: list = []
+    for i in range(n):
+        v = rng.choice(variants)
+        ins = (rng.randrange(1 + i),) if v.arity == 1 else (rng.randrange(1 + i), rng.randrange(1 + i))
+        nodes.append((v, ins))
+    used = {j for _, ins in nodes for j in ins}
+    if any(j not in used for j in range(1, n)):
+        return None
+    a = Assignment({i: rng.choice(opts) for i, (v, _) in enumerate(nodes) if v.width == "new"},
+                   {i: rng.choice(KERNELS) for i, (v, _) in enumerate(nodes) if v.kernel},
+                   {i: False for i, (v, _) in enumerate(nodes) if v.bias},
+                   {i: 1 for i, (v, _) in enumerate(nodes) if v.heads})
+    try:
+        g = build_program(p.contexts[0], nodes, a)
+        shapes = analyze(g).shapes
+    except AlphanasError:
+        return None
+    names = [*g.input_names, *(o.name for o in g.ops)]
+    if any(len(shapes[names[j]]) not in v.ranks for v, ins in nodes for j in ins):
+        return None  # outside the menu: each variant lists the ranks it is applied at
+    return nodes, (a, g)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_mixing_plan_never_prunes_a_program_that_meets_it(seed: int) -> None:
+    """Random programs of the menu (concats, flattens, strides, kernels, pools, means): the
+    spec is each program's own shape and exact mixing, so the plan must neither prune its
+    skeleton nor exclude its widths and kernels."""
+    import random
+
+    from alphanas.oracle.deps import exact_mixing
+    from alphanas.properties import smt
+    from alphanas.synth.abstract import wvar
+    from alphanas.synth.mixcheck import plan_mixing
+    from alphanas.synth.solve import width_options
+
+    rng = random.Random(seed)
+    ops = ["conv", "relu", "concat", "add", "max_pool", "avg_pool", "mean", "flatten", "dense", "batch_norm"]
+    checked = 0
+    for _ in range(400):
+        base = Problem.of(spec(inputs={"x": [2, 6, 6, 4]}, outputs={"y": [2, 6, 6, 4]},
+                               search={"ops": ops, "max_ops": 3}), S)
+        made = _random_program(rng, base, rng.randint(1, 3))
+        if made is None:
+            continue
+        nodes, (a, g) = made
+        from alphanas.ir.analysis import analyze
+
+        out = analyze(g).output_shapes[0]
+        real = exact_mixing(g)[("x", g.outputs[0])]
+        rows = [[["none", "one", "many", "all"][v] for v in row] for row in real]
+        p = Problem.of(spec(inputs={"x": [2, 6, 6, 4]}, outputs={g.outputs[0]: list(out)},
+                            mixing=mixing("x", g.outputs[0], rows), search={"ops": ops, "max_ops": 3}), S)
+        plan = plan_mixing(p, nodes)
+        assert not plan.prune, (nodes, rows)
+        if plan.cons:
+            opts = width_options(p)
+            picks = [smt.eq(wvar("s", i), opts.index(o)) for i, o in a.widths.items() if o in opts]
+            picks += [smt.eq(wvar("k", i), k) for i, k in a.kernels.items()]
+            solver = smt.Solver()
+            solver.add(*plan.cons, *picks)
+            assert solver.check().sat, (nodes, a, rows)
+        checked += 1
+    assert checked >= 50
+
+
+def _witness_spec(g: Any, ops: list[str], n: int) -> Any:
+    """Everything a program has, as a spec: its output shape, exact depth, exact mixing, its
+    params/FLOPs/peak as budgets, its op kinds, its size."""
+    from alphanas.ir.analysis import analyze
+    from alphanas.oracle import facts
+
+    f = facts(g)
+    out = g.outputs[0]
+    rows = [[["none", "one", "many", "all"][v] for v in row] for row in f.mixing[("x", out)]]
+    depth = {"mode": "exactly", **{f"{i}->{o}": d for (i, o), d in f.depth.items()}}
+    sections: dict[str, Any] = {"mixing": mixing("x", out, rows),
+                                "resources": {"max_params": max(f.params, 1), "max_flops": max(f.flops, 1),
+                                              "max_peak_activation": f.peak},
+                                "search": {"ops": ops, "max_ops": n}}
+    if len(depth) > 1:
+        sections["depth"] = depth
+    return spec(inputs={"x": list(g.input_shapes[0])}, outputs={out: list(analyze(g).shapes[out])}, **sections)
+
+
+def _witness_round(seed: int, programs: int) -> int:
+    import random
+
+    rng = random.Random(seed)
+    ops = ["conv", "relu", "concat", "add", "mul", "max_pool", "avg_pool", "mean", "flatten", "dense",
+           "batch_norm", "resize", "layer_norm", "softmax", "self_attention", "gelu"]
+    shape = [[2, 6, 6, 4], [1, 7, 7, 3], [2, 5, 5, 2], [1, 9, 9, 1], [2, 6, 8], [4, 8]][seed % 6]
+    base = Problem.of(spec(inputs={"x": shape}, outputs={"y": shape},
+                           search={"ops": ops, "max_ops": 3}), S)
+    done = 0
+    while done < programs:
+        n = rng.randint(1, 3)
+        made = _random_program(rng, base, n)
+        if made is None:
+            continue
+        nodes, (_, g) = made
+        kinds = sorted({v.kind.value for v, _ in nodes})
+        sp = _witness_spec(g, kinds, n)
+        r = synthesize(Problem.of(sp, Settings(timeout_s=60, max_candidates=200_000)))
+        assert r.status != "unsat", (seed, [(v.key, ins) for v, ins in nodes], r.reason)
+        done += 1
+    return done
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_witnesses_are_never_unsat(seed: int) -> None:
+    """A random program of <= 3 menu ops is a witness of the spec read off it (shape, exact
+    depth, exact mixing, its own costs as budgets): no pruning rule may call that unsat."""
+    assert _witness_round(seed, 8) == 8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(3, 13))
+def test_random_witnesses_are_never_unsat_at_size(seed: int) -> None:
+    assert _witness_round(seed, 40) == 40

@@ -89,7 +89,7 @@ def plan_mixing(problem: Problem, nodes: Nodes) -> MixPlan:
     combos = list(itertools.product(range(len(opts)), repeat=len(relevant)))
     if len(combos) > COMBO_CAP or len(KERNELS) ** len(free) > LATTICE_CAP:
         return MixPlan(exact=False)
-    checks, cases = 0, []
+    checks, cases, fitted = 0, [], 0
     try:
         for combo in combos:
             widths = {k: p.widths(c, dict(zip(relevant, (opts[j] for j in combo), strict=True)))  # type: ignore[union-attr]
@@ -97,6 +97,7 @@ def plan_mixing(problem: Problem, nodes: Nodes) -> MixPlan:
             if any(w is None for w in widths.values()):
                 continue  # an option not whole in some context: Z3 cannot pick it either
             case, n = _kernel_case(ctxs, nodes, widths, free)  # type: ignore[arg-type]
+            fitted += n > 0
             checks += n
             if checks > CHECK_CAP:
                 return MixPlan(exact=False, checks=checks)
@@ -108,8 +109,8 @@ def plan_mixing(problem: Problem, nodes: Nodes) -> MixPlan:
             cases.append(smt.all_of(*pick, *(() if case is ... else (case,))))
     except (AlphanasError, OracleUnsupported):
         return MixPlan(exact=False, checks=checks)
-    if not cases:
-        return MixPlan(prune=True, checks=checks)
+    if not cases:  # pruned only when some widths fit the output and none of them meets mixing
+        return MixPlan(prune=fitted > 0, exact=fitted > 0, checks=checks)
     return MixPlan(cons=(smt.any_of(cases),), checks=checks)
 
 
@@ -220,7 +221,7 @@ def _unify(ctx: Context, nodes: Nodes) -> _Classes | None:
     if out[0] in ("w", "const"):
         union(out, ("const", ctx.out_shape[-1]))
     consts: dict[Any, int] = {}
-    for x in [*parent, *sym]:
+    for x in {*parent, *parent.values(), *sym}:
         if x[0] == "const" and consts.setdefault(find(x), x[1]) != x[1]:
             return None
     root = {i: find(("w", i)) for i, (v, _) in enumerate(nodes) if v.width == "new"}

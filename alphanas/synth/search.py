@@ -22,8 +22,9 @@ remaining r ops meets the spec" (their counts are in `Stats.pruned`):
   (every tensor lies on a path to the output);
 - budget: params/FLOPs with every width at its smallest option and every kernel at 3 already
   exceed a budget (costs are polynomials with positive coefficients in those choices);
-- dedup (counted in `Stats.deduplicated`): the same set of tensors (hash-consed structure)
-  reached in another order.
+- dedup (counted in `Stats.deduplicated`): the same multiset of tensors (hash-consed
+  structure; two weighted ops on the same inputs count twice) and of read tensors, reached in
+  another order.
 
 Complete skeletons are checked on shape and depth (exact in the abstract), then on mixing by
 `alphanas.synth.mixcheck` (an exact prune or exact kernel constraints where provable, otherwise
@@ -224,7 +225,9 @@ class _Search:
             if rule:
                 self.stats.pruned[rule] += 1
                 return
-            key = (frozenset(self.sids), frozenset(s for s, u in zip(self.sids, self.uses, strict=True) if u))
+            # multisets: two convs of one input are two tensors (Z3 may size them differently)
+            key = (frozenset(Counter(self.sids).items()),
+                   frozenset(Counter(s for s, u in zip(self.sids, self.uses, strict=True) if u).items()))
             if key in self.seen:
                 self.stats.deduplicated += 1
                 return

@@ -43,6 +43,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +51,7 @@ from alphanas.ir.graph import Graph
 from alphanas.properties.verify import Report
 from alphanas.synth import certify
 from alphanas.synth.abstract import Infeasible, Step, TVal, apply, input_value
-from alphanas.synth.build import build_program, recheck
+from alphanas.synth.build import Recheck, build_program, recheck
 from alphanas.synth.menu import Variant, menu
 from alphanas.synth.mixcheck import plan_mixing
 from alphanas.synth.problem import Problem
@@ -131,6 +132,7 @@ class _Search:
         self.best: tuple[Any, ...] | None = None   # (cost, nodes, assignment, reports)
         self.bound: int | None = None
         self.required = certify.required_inputs(problem)
+        self.pool: Any = None                       # the re-verification thread, made lazily
         self.context: Any = None                    # one fresh Z3 context per call, made lazily
 
     # -- the enumeration ---------------------------------------------------------------------
@@ -290,9 +292,7 @@ class _Search:
                     self.stats.smt_unknown += 1
                     self._check_deadline("Z3's attribute solving")
                 return
-            r = recheck(self.p, self.nodes, a, self.deadline)
-            if r.timed_out:
-                raise _Timeout("the re-verification (rules and oracle)")
+            r = self._recheck(a)
             if r.ok:
                 self.stats.verified += 1
                 self._found(a, r.reports)
@@ -306,6 +306,23 @@ class _Search:
             unproved = unproved or not r.proved
             z3.block(a)
         self.stats.incomplete += 1
+
+    def _recheck(self, a: Assignment) -> Recheck:
+        """Re-verify on a worker thread, waiting at most until the deadline: the first check of
+        a process imports JAX for the oracle's trace, and no single check may outlast the call
+        (a late result is dropped; the thread finishes on its own)."""
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="alphanas-recheck")
+        job = self.pool.submit(recheck, self.p, list(self.nodes), a, self.deadline)
+        try:
+            r = job.result(timeout=max(0.0, self.deadline - time.perf_counter()))
+        except FutureTimeout:
+            raise _Timeout("the re-verification (rules and oracle)") from None
+        if r.timed_out:
+            raise _Timeout("the re-verification (rules and oracle)")
+        return r
 
     def _check_deadline(self, phase: str) -> None:
         if time.perf_counter() > self.deadline:
@@ -347,4 +364,7 @@ def synthesize(problem: Problem, progress: Callable[[Stats], None] | None = None
         return s.run()
     except _Done:
         return s._solved()
+    finally:
+        if s.pool is not None:
+            s.pool.shutdown(wait=False)
 

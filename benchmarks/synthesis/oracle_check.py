@@ -90,6 +90,17 @@ def _host_shape(ctx: Any) -> tuple[int, ...] | None:
     return tuple(analyze(ctx.host).shapes[ctx.selection.outputs[0]])
 
 
+def _host_shape_note(problem: Any) -> str:
+    """Spliced into its host a program must keep the replaced tensor's shape: when a context's
+    spec asks another, no program exists (the shapes themselves confirm the unsat, and no
+    standalone brute-force program refutes it)."""
+    for k, ctx in enumerate(problem.contexts):
+        kept = _host_shape(ctx)
+        if kept is not None and kept != tuple(ctx.out_shape):
+            return f"context {k}: the host keeps {kept}, the spec asks {tuple(ctx.out_shape)}"
+    return ""
+
+
 def _brute_force(task: Any, problem: Any) -> dict[str, Any]:
     from dataclasses import replace
 
@@ -97,14 +108,6 @@ def _brute_force(task: Any, problem: Any) -> dict[str, Any]:
 
     complete = problem.max_ops <= MAX_OPS
     out: dict[str, Any] = {"bf_complete": complete, "bf_count": 0}
-    for k, ctx in enumerate(problem.contexts):
-        kept = _host_shape(ctx)
-        if kept is not None and kept != tuple(ctx.out_shape):
-            # spliced into its host a program must keep the replaced tensor's shape: no
-            # standalone program refutes the unsat, and the shapes themselves confirm it
-            out.update(bf_status="host-shape", bf_note=f"context {k}: host keeps {kept}, spec "
-                       f"asks {tuple(ctx.out_shape)}")
-            return out
     statuses = []
     for k, ctx in enumerate(problem.contexts):
         spec = ctx.spec
@@ -147,9 +150,12 @@ def check(task: Any, problem: Any, result: Any, synth: str) -> dict[str, Any]:
         row["oracle_ok"], row["oracle_why"] = ok, why[:300]
         if result.graph is not None:
             row["program_json"] = to_json(result.graph)
-    elif result.status == "unsat" and synth != "greedy" and (
-            problem.max_ops <= 3 or getattr(task, "n_ops", 99) <= 3):
-        row.update(_brute_force(task, problem))
+    elif result.status == "unsat" and synth != "greedy":
+        shape = _host_shape_note(problem)
+        if shape:
+            row.update(bf_status="host-shape", bf_complete=True, bf_note=shape)
+        elif problem.max_ops <= 3 or getattr(task, "n_ops", 99) <= 3:
+            row.update(_brute_force(task, problem))
     return row
 
 
@@ -181,7 +187,7 @@ def oracle_summary(rows: Sequence[dict[str, Any]], synth: str = "ours",
     host = sum(r.get("bf_status") == "host-shape" for r in unsat)
     unknown = sum(r["status"] in UNKNOWN for r in rs)
     x = unsound_rows if unsound_rows is not None else len(unsound(rs))
-    extra = f"; {host} more: the host keeps another shape" if host else ""
+    extra = f"; {host} more where the host keeps another shape" if host else ""
     return (f"solved {len(solved)} (oracle-confirmed {confirmed}), unsat {len(unsat)} "
             f"(brute-force-confirmed {bf} of the <= 3-op ones{extra}), unknown {unknown}, "
             f"unsound {x}")

@@ -26,6 +26,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ir.py
 	$(BIN)/python benchmarks/properties.py
 	$(BIN)/alphanas bench synth --out bench-synth.jsonl
+	$(BIN)/alphanas bench synth --suite adversarial --synth ours --out bench-adversarial.jsonl
+	$(BIN)/python benchmarks/oracle.py
 	$(BIN)/python benchmarks/nas_overhead.py
 
 lint: $(STAMP)

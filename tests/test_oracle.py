@@ -263,3 +263,51 @@ def test_judge_counts_a_linear_producer() -> None:
 
 def test_mix_names_match_the_lattice() -> None:
     assert (int(Mix.NONE), int(Mix.ONE_TO_ONE), int(Mix.MANY_TO_ONE), int(Mix.ALL_TO_ONE)) == (0, 1, 2, 3)
+
+
+# ---- verify --oracle ------------------------------------------------------------------------------
+
+
+def test_verify_oracle_cli_agrees_and_reports_in_json(capsys, tmp_path) -> None:
+    import json
+    from pathlib import Path
+
+    from alphanas.cli import main
+
+    spec_path = Path(__file__).parent.parent / "examples" / "specs" / "cifar_cnn.toml"
+    assert main(["verify", "cifar_cnn", "--spec", str(spec_path), "--oracle"]) == 0
+    assert "the oracle agrees with the rules" in capsys.readouterr().out
+    assert main(["verify", "cifar_cnn", "--spec", str(spec_path), "--oracle", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["oracle"]["holds"] and doc["oracle"]["agrees"] and doc["oracle"]["disagreements"] == []
+    assert main(["verify", "cifar_cnn", "--spec", str(spec_path)]) == 0
+    assert "oracle" not in capsys.readouterr().out
+
+
+def test_verify_oracle_disagreement_exits_3(capsys, monkeypatch) -> None:
+    from pathlib import Path
+
+    from alphanas.cli import main
+    from alphanas.properties import crosscheck as cc
+
+    real = cc.crosscheck
+
+    def broken(*a: Any, **k: Any) -> Any:
+        r = real(*a, **k)
+        return cc.Crosscheck(r.verdict, ("params: rules 1, oracle 2",))
+
+    monkeypatch.setattr(cc, "crosscheck", broken)
+    spec_path = Path(__file__).parent.parent / "examples" / "specs" / "cifar_cnn.toml"
+    assert main(["verify", "cifar_cnn", "--spec", str(spec_path), "--oracle"]) == 3
+    assert "DISAGREES" in capsys.readouterr().out
+
+
+def test_verify_oracle_sees_a_violation_the_same_way() -> None:
+    net = Net("v")
+    y = net.op(K.CONV, net.input("x", (1, 9, 9, 2)), features=2, kernel=5)
+    g = net.b.build(net.b.op(K.CONV, y, features=2, kernel=5, name="y"))
+    rows = [["one", "none", "none", "none"], ["all"] * 4, ["all"] * 4, ["none"] * 4]
+    sp = spec(inputs={"x": [1, 9, 9, 2]}, outputs={"y": [1, 9, 9, 2]},
+              mixing={"pairs": [{"input": "x", "output": "y", "matrix": rows}]}, resources={"max_params": 50})
+    rep = verify(g, sp, oracle=True)
+    assert not rep.holds and rep.oracle is not None and rep.oracle.agrees and not rep.oracle.verdict.holds

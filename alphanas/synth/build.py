@@ -93,6 +93,7 @@ def recheck(problem: Problem, nodes: Nodes, a: Assignment, deadline: float | Non
             cc = crosscheck(subject, ctx.spec, rep)
         except AlphanasError as e:
             return Recheck(False, f"context {k}: {e}", tuple(reports))
+        rep = replace(rep, oracle=cc)
         reports.append(rep)
         if cc.disagreements:
             return Recheck(False, f"context {k}: {cc}", tuple(reports),

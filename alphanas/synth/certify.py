@@ -286,5 +286,7 @@ def reason(problem: Problem, stats: Stats) -> str:
     failed.pop("ill-formed", None)
     failed.pop("duplicate-op", None)
     top = ", ".join(f"{rule} ({n:,})" for rule, n in failed.most_common(4)) or "nothing applies"
-    return (f"no program of <= {problem.max_ops} ops from {{{ops}}} (widths from "
-            f"{len(width_options(problem))} options) meets the spec; candidates failed on: {top}")
+    return (f"no program of <= {problem.max_ops} ops from {{{ops}}} (the synthesizer's variants: "
+            f"SAME convs 1x1 / KxK / depthwise with K in 3, 5, 7 and strides 1, 2, the menu's pool "
+            f"windows and means; widths from {len(width_options(problem))} options) meets the spec; "
+            f"candidates failed on: {top}")

@@ -134,8 +134,11 @@ def _stat_rows(s: Stats) -> list[tuple[str, str]]:
     rows += [("SMT calls", f"{s.smt_calls:,}"),
              ("SMT time", f"{s.smt_time_s:.3f} s"),
              ("SMT undecided", f"{s.smt_unknown:,}"),
-             ("verified", f"{s.verified:,}"),
+             ("exact mixing checks", f"{s.mixing_checks:,}"),
+             ("verified (rules and oracle)", f"{s.verified:,}"),
              ("failed re-verification", f"{s.verify_failed:,}"),
+             ("skeletons left undecided", f"{s.incomplete:,}"),
+             ("rules/oracle disagreements", f"{s.disagreements:,}"),
              ("largest size searched", f"{s.size} ops"),
              ("wall time", f"{s.wall_s:.3f} s"),
              ("exit", s.exit)]

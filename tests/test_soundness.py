@@ -287,13 +287,14 @@ def _random_program(rng: Any, p: Problem, n: int) -> tuple[list, Any] | None:
 
     variants = menu(p.ops)
     opts = [o for o in width_options(p) if o.value(p.contexts[0].ref_channels)]
+    m = p.n_inputs
     nodes: list = []
     for i in range(n):
         v = rng.choice(variants)
-        ins = (rng.randrange(1 + i),) if v.arity == 1 else (rng.randrange(1 + i), rng.randrange(1 + i))
+        ins = (rng.randrange(m + i),) if v.arity == 1 else (rng.randrange(m + i), rng.randrange(m + i))
         nodes.append((v, ins))
     used = {j for _, ins in nodes for j in ins}
-    if any(j not in used for j in range(1, n)):
+    if any(j not in used for j in range(m, m + n - 1)):
         return None
     a = Assignment({i: rng.choice(opts) for i, (v, _) in enumerate(nodes) if v.width == "new"},
                    {i: rng.choice(KERNELS) for i, (v, _) in enumerate(nodes) if v.kernel},
@@ -353,34 +354,46 @@ def test_the_mixing_plan_never_prunes_a_program_that_meets_it(seed: int) -> None
     assert checked >= 50
 
 
-def _witness_spec(g: Any, ops: list[str], n: int) -> Any:
-    """Everything a program has, as a spec: its output shape, exact depth, exact mixing, its
-    params/FLOPs/peak as budgets, its op kinds, its size."""
+def _witness_spec(g: Any, ops: list[str], n: int, linear: frozenset[str] = frozenset()) -> Any:
+    """Everything a program has, as a spec: its output shape, exact depth (its inputs produced
+    as `linear` says, recorded in [context]), exact mixing of every input, its params/FLOPs/peak
+    as budgets, its op kinds, its size."""
     from alphanas.ir.analysis import analyze
     from alphanas.oracle import facts
 
-    f = facts(g)
+    f = facts(g, linear)
     out = g.outputs[0]
-    rows = [[["none", "one", "many", "all"][v] for v in row] for row in f.mixing[("x", out)]]
+    pairs = [{"input": i, "output": out,
+              "matrix": [[["none", "one", "many", "all"][v] for v in row] for row in f.mixing[(i, out)]]}
+             for i in g.input_names]
     depth = {"mode": "exactly", **{f"{i}->{o}": d for (i, o), d in f.depth.items()}}
-    sections: dict[str, Any] = {"mixing": mixing("x", out, rows),
+    sections: dict[str, Any] = {"mixing": {"pairs": pairs},
                                 "resources": {"max_params": max(f.params, 1), "max_flops": max(f.flops, 1),
                                               "max_peak_activation": f.peak},
                                 "search": {"ops": ops, "max_ops": n}}
     if len(depth) > 1:
         sections["depth"] = depth
-    return spec(inputs={"x": list(g.input_shapes[0])}, outputs={out: list(analyze(g).shapes[out])}, **sections)
+    if linear:
+        sections["context"] = {i: "linear" for i in sorted(linear)}
+    return spec(inputs={i: list(sh) for i, sh in zip(g.input_names, g.input_shapes, strict=True)},
+                outputs={out: list(analyze(g).shapes[out])}, **sections)
+
+
+_SHAPES = [[2, 6, 6, 4], [1, 7, 7, 3], [2, 5, 5, 2], [1, 9, 9, 1], [2, 6, 8], [4, 8]]
+_OPS = ["conv", "relu", "concat", "add", "mul", "max_pool", "avg_pool", "mean", "flatten", "dense",
+        "batch_norm", "resize", "layer_norm", "softmax", "self_attention", "gelu"]
 
 
 def _witness_round(seed: int, programs: int) -> int:
+    """Random programs (one or two inputs, the first sometimes from a linear producer) must
+    never be called unsat on the spec read off them."""
     import random
 
     rng = random.Random(seed)
-    ops = ["conv", "relu", "concat", "add", "mul", "max_pool", "avg_pool", "mean", "flatten", "dense",
-           "batch_norm", "resize", "layer_norm", "softmax", "self_attention", "gelu"]
-    shape = [[2, 6, 6, 4], [1, 7, 7, 3], [2, 5, 5, 2], [1, 9, 9, 1], [2, 6, 8], [4, 8]][seed % 6]
-    base = Problem.of(spec(inputs={"x": shape}, outputs={"y": shape},
-                           search={"ops": ops, "max_ops": 3}), S)
+    shape = _SHAPES[seed % len(_SHAPES)]
+    two = seed % 2 == 1
+    inputs = {"x": shape, **({"z": shape[:-1] + [rng.choice([1, shape[-1]])]} if two else {})}
+    base = Problem.of(spec(inputs=inputs, outputs={"y": shape}, search={"ops": _OPS, "max_ops": 3}), S)
     done = 0
     while done < programs:
         n = rng.randint(1, 3)
@@ -388,10 +401,10 @@ def _witness_round(seed: int, programs: int) -> int:
         if made is None:
             continue
         nodes, (_, g) = made
-        kinds = sorted({v.kind.value for v, _ in nodes})
-        sp = _witness_spec(g, kinds, n)
+        linear = frozenset({"x"}) if rng.random() < 0.3 else frozenset()
+        sp = _witness_spec(g, sorted({v.kind.value for v, _ in nodes}), n, linear)
         r = synthesize(Problem.of(sp, Settings(timeout_s=60, max_candidates=200_000)))
-        assert r.status != "unsat", (seed, [(v.key, ins) for v, ins in nodes], r.reason)
+        assert r.status != "unsat", (seed, [(v.key, ins) for v, ins in nodes], sorted(linear), r.reason)
         done += 1
     return done
 
@@ -407,3 +420,34 @@ def test_random_witnesses_are_never_unsat(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(3, 13))
 def test_random_witnesses_are_never_unsat_at_size(seed: int) -> None:
     assert _witness_round(seed, 40) == 40
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_random_two_context_witnesses_are_never_unsat(seed: int) -> None:
+    """One random template (relative widths) at two positions of different sizes: the specs
+    read off both positions must not be called unsat together."""
+    import random
+
+    from alphanas.errors import AlphanasError
+    from alphanas.synth.build import build_program
+
+    rng = random.Random(100 + seed)
+    shapes = ([2, 6, 6, 4], [2, 3, 3, 8])
+    base = Problem.of([spec(inputs={"x": sh}, outputs={"y": sh}, search={"ops": _OPS, "max_ops": 3})
+                       for sh in shapes], S)
+    done = 0
+    while done < 6:
+        n = rng.randint(1, 3)
+        made = _random_program(rng, base, n)
+        if made is None:
+            continue
+        nodes, (a, _) = made
+        try:
+            graphs = [build_program(c, nodes, a) for c in base.contexts]
+            kinds = sorted({v.kind.value for v, _ in nodes})
+            specs = [_witness_spec(g, kinds, n) for g in graphs]
+        except AlphanasError:
+            continue
+        r = synthesize(Problem.of(specs, Settings(timeout_s=60, max_candidates=200_000)))
+        assert r.status != "unsat", (seed, [(v.key, ins) for v, ins in nodes], r.reason)
+        done += 1

@@ -87,7 +87,7 @@ def plan_mixing(problem: Problem, nodes: Nodes) -> MixPlan:
     opts = width_options(problem)
     free = [i for i, (v, _) in enumerate(nodes) if v.kernel]
     combos = list(itertools.product(range(len(opts)), repeat=len(relevant)))
-    if len(combos) > COMBO_CAP or len(KERNELS) ** len(free) > LATTICE_CAP:
+    if len(combos) > COMBO_CAP:
         return MixPlan(exact=False)
     checks, cases, fitted = 0, [], 0
     try:

@@ -70,7 +70,7 @@ def test_solved_prints_the_program_and_writes_json_and_dot(capsys, tmp_path: Pat
     assert dot.startswith('digraph "synthesized"') and '"y"' in dot
 
 
-def test_flax_check_and_json(capsys, tmp_path: Path) -> None:
+def test_json_output_with_the_oracle_verdict(capsys, tmp_path: Path) -> None:
     """JSON output; every solved program is re-checked by the rules and the oracle."""
     out_json = tmp_path / "prog.json"
     code, doc = synth_json(capsys, DOWNSAMPLE, "-o", str(out_json))
@@ -79,6 +79,8 @@ def test_flax_check_and_json(capsys, tmp_path: Path) -> None:
     assert doc["status"] == "solved" and doc["stats"]["exit"] == "solved"
     assert doc["stats"]["verified"] >= 1 and doc["stats"]["smt_calls"] >= 1
     assert [r["holds"] for r in doc["verification"]] == [True]
+    assert [r["oracle"]["holds"] and r["oracle"]["agrees"] for r in doc["verification"]] == [True]
+    assert doc["stats"]["disagreements"] == 0 and doc["stats"]["incomplete"] == 0
     graph = serialize.from_json(doc["program"])
     assert graph == serialize.load(out_json)
     a = analyze(graph)

@@ -63,7 +63,7 @@ def judge(graph: Graph, spec: Spec, linear_inputs: frozenset[str] | None = None)
     declared context.
     """
     if linear_inputs is None:
-        linear_inputs = _declared_linear(spec)
+        linear_inputs = spec.linear_inputs()
     try:
         f = facts(graph, frozenset(linear_inputs))
     except OracleUnsupported as e:
@@ -76,11 +76,6 @@ def judge(graph: Graph, spec: Spec, linear_inputs: frozenset[str] | None = None)
     bad += _budgets(spec, f)
     bad += _search(graph, spec)
     return Verdict(not bad, tuple(bad))
-
-
-def _declared_linear(spec: Spec) -> frozenset[str]:
-    getter = getattr(spec, "linear_inputs", None)
-    return frozenset(getter()) if callable(getter) else frozenset()
 
 
 def _inputs(graph: Graph, spec: Spec) -> list[str]:

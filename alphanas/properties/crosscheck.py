@@ -46,8 +46,7 @@ def oracle_linear_inputs(subject: Subject, spec: Spec | None = None) -> frozense
     spec's declared context."""
     if subject.host is not None:
         return host_linear_inputs(subject.host, subject.inputs)
-    getter = getattr(spec, "linear_inputs", None)
-    return frozenset(getter()) if callable(getter) else frozenset()
+    return spec.linear_inputs() if spec is not None else frozenset()
 
 
 def crosscheck(subject: Subject, spec: Spec, report: Report | None = None) -> Crosscheck:

@@ -18,7 +18,7 @@ from typing import Any
 from alphanas.errors import AlphanasError
 from alphanas.ir.edit import splice
 from alphanas.ir.graph import BlockInstance, Graph, GraphBuilder
-from alphanas.properties.verify import Report, subject_for, verify
+from alphanas.properties.verify import Report, verify
 from alphanas.synth.menu import Variant
 from alphanas.synth.problem import Context, Problem
 from alphanas.synth.solve import Assignment
@@ -73,8 +73,6 @@ class Recheck:
 
 
 def recheck(problem: Problem, nodes: Nodes, a: Assignment, deadline: float | None = None) -> Recheck:
-    from alphanas.properties.crosscheck import crosscheck
-
     reports: list[Report] = []
     for k, ctx in enumerate(problem.contexts):
         if deadline is not None and time.perf_counter() > deadline:
@@ -85,15 +83,12 @@ def recheck(problem: Problem, nodes: Nodes, a: Assignment, deadline: float | Non
             symbolic = ctx.spec.is_symbolic  # the shape claim proved for every size in range
             if ctx.host is not None and ctx.selection is not None:
                 host, new = _spliced(ctx, g)
-                rep = verify(host, ctx.spec, subgraph=new, symbolic=symbolic)
-                subject = subject_for(host, ctx.spec, new)
+                rep = verify(host, ctx.spec, subgraph=new, symbolic=symbolic, oracle=True)
             else:
-                rep = verify(g, ctx.spec, symbolic=symbolic)
-                subject = subject_for(g, ctx.spec)
-            cc = crosscheck(subject, ctx.spec, rep)
+                rep = verify(g, ctx.spec, symbolic=symbolic, oracle=True)
         except AlphanasError as e:
             return Recheck(False, f"context {k}: {e}", tuple(reports))
-        rep = replace(rep, oracle=cc)
+        cc = rep.oracle
         reports.append(rep)
         if cc.disagreements:
             return Recheck(False, f"context {k}: {cc}", tuple(reports),

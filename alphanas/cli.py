@@ -98,9 +98,9 @@ def _parser() -> argparse.ArgumentParser:
                    dest="input_shapes", help="shape of each graph input, e.g. 1,32,32,3")
     r.set_defaults(func=cmd_props)
     _synth_parser(sub)
-    b = sub.add_parser("bench", help="run a benchmark suite from the source checkout "
-                       "(synth: `alphanas bench synth --help`)")
-    b.add_argument("which", choices=("synth",), help="the suite")
+    b = sub.add_parser("bench", help="run a benchmark suite (nas: `alphanas bench nas --help`; "
+                       "synth, from the source checkout: `alphanas bench synth --help`)")
+    b.add_argument("which", choices=("nas", "synth"), help="the suite")
     b.add_argument("rest", nargs=argparse.REMAINDER, help="the suite's own options")
     b.set_defaults(func=cmd_bench)
     from alphanas.nas.commands import add_parsers
@@ -110,7 +110,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """`alphanas bench synth ...` runs benchmarks/synthesis/run.py of the source checkout."""
+    """`alphanas bench nas ...` runs the packaged NAS suite; `alphanas bench synth ...` runs
+    benchmarks/synthesis/run.py of the source checkout."""
+    if args.which == "nas":
+        from alphanas.nas.bench.cli import main as nas_main
+
+        return nas_main(args.rest)
     root = Path(__file__).resolve().parents[1]
     if not (root / "benchmarks" / "synthesis" / "run.py").is_file():
         return _fail(f"the benchmark suite lives in the source checkout (benchmarks/synthesis/); "

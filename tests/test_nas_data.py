@@ -1,9 +1,11 @@
-"""Datasets: digits splits, the CIFAR-10 pickle format (fixture round trip and bad files),
-synthetic data, batching, augmentation and adapting graphs to a dataset."""
+"""Datasets: digits splits, the CIFAR-10 pickle and Fashion-MNIST IDX formats (fixture round
+trips and bad files), synthetic data, batching, augmentation and adapting graphs to a dataset."""
 
 from __future__ import annotations
 
+import gzip
 import pickle
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +14,9 @@ import pytest
 
 from alphanas.errors import AlphanasError
 from alphanas.ir import GraphBuilder, OpKind, zoo
+from alphanas.nas import data as nas_data
 from alphanas.nas.data import (
+    FASHION_MNIST_DIR,
     DataError,
     Dataset,
     adapt_graph,
@@ -20,6 +24,7 @@ from alphanas.nas.data import (
     batches,
     load_dataset,
     write_cifar10_fixture,
+    write_fashion_mnist_fixture,
 )
 
 
@@ -321,3 +326,214 @@ def test_adapt_graph_needs_one_input_and_output(digits):
     g = b.build([b.op(OpKind.DENSE, x, name="a", features=10), b.op(OpKind.RELU, x, name="b")])
     with pytest.raises(DataError, match="graph 'two_out' has 1 inputs and 2 outputs"):
         adapt_graph(g, digits.flattened())
+
+
+# -- Fashion-MNIST ----------------------------------------------------------------------------
+
+TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
+TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
+
+
+def _idx(path: Path, magic: int, dims: tuple[int, ...], payload: bytes) -> None:
+    path.write_bytes(magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
+                     + payload)
+
+
+def _fashion(tmp_path: Path, **kw) -> Path:
+    return write_fashion_mnist_fixture(tmp_path / "f", **{"n_train": 200, "n_test": 30, **kw})
+
+
+def test_fashion_mnist_fixture_round_trip(tmp_path):
+    root = _fashion(tmp_path, seed=3)
+    raw_labels = (root / TEST_LABELS).read_bytes()
+    raw_images = (root / TEST_IMAGES).read_bytes()
+    assert raw_labels[:8] == bytes.fromhex("00000801 0000001e")
+    assert raw_images[:16] == bytes.fromhex("00000803 0000001e 0000001c 0000001c")
+    assert len(raw_images) == 16 + 30 * 28 * 28
+    ds = load_dataset("fashion_mnist", path=root)
+    assert ds.name == "fashion_mnist" and ds.input_shape == (28, 28, 1)
+    assert ds.num_classes == 10 and ds.hflip and ds.is_image
+    # fewer than 10,000 train images: about half of them (rounded per class) are held out
+    assert len(ds.y_train) + len(ds.y_val) == 200 and abs(len(ds.y_val) - 100) <= 5
+    assert len(ds.y_test) == 30
+    for x in (ds.x_train, ds.x_val, ds.x_test):
+        assert x.dtype == np.float32 and x.ndim == 4 and x.min() >= 0.0 and x.max() <= 1.0
+    for y in (ds.y_train, ds.y_val, ds.y_test):
+        assert y.dtype == np.int32 and y.min() >= 0 and y.max() <= 9
+    np.testing.assert_array_equal(ds.y_test, np.frombuffer(raw_labels, np.uint8, offset=8))
+    pixels = np.frombuffer(raw_images, np.uint8, offset=16).reshape(30, 28, 28)
+    np.testing.assert_allclose(ds.x_test[..., 0], pixels / 255.0, rtol=1e-6)
+    # train and validation partition the 200 train images
+    train = np.concatenate([ds.x_train, ds.x_val]).reshape(200, -1)
+    assert len(np.unique(train, axis=0)) == 200
+    _assert_same(ds, load_dataset("fashion_mnist", path=root))
+    other = load_dataset("fashion_mnist", path=root, seed=1)
+    assert not np.array_equal(ds.y_train, other.y_train)
+    np.testing.assert_array_equal(ds.y_test, other.y_test)
+
+
+def test_fashion_mnist_gzipped_fixture_reads_the_same(tmp_path):
+    plain = write_fashion_mnist_fixture(tmp_path / "plain", n_train=50, n_test=10, seed=4)
+    zipped = write_fashion_mnist_fixture(tmp_path / "gz", n_train=50, n_test=10, seed=4, gzip=True)
+    assert sorted(p.name for p in zipped.iterdir()) == sorted(
+        f"{f}.gz" for f in (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS))
+    assert (zipped / f"{TEST_IMAGES}.gz").read_bytes()[:2] == b"\x1f\x8b"
+    assert gzip.decompress((zipped / f"{TEST_IMAGES}.gz").read_bytes()) == \
+        (plain / TEST_IMAGES).read_bytes()
+    _assert_same(load_dataset("fashion_mnist", path=plain),
+                 load_dataset("fashion_mnist", path=zipped))
+
+
+def test_fashion_mnist_validation_holds_at_least_5000(tmp_path):
+    root = _fashion(tmp_path, n_train=12_000, n_test=10)
+    ds = load_dataset("fashion_mnist", path=root)  # 10% would be 1,200
+    assert len(ds.y_val) >= 5000 and len(ds.y_train) + len(ds.y_val) == 12_000
+    assert len(ds.y_val) <= 5010
+    counts = np.bincount(ds.y_val, minlength=10) / np.bincount(
+        np.concatenate([ds.y_train, ds.y_val]), minlength=10)
+    assert counts.max() - counts.min() < 0.01  # stratified
+    more = load_dataset("fashion_mnist", path=root, val_fraction=0.6)
+    assert abs(len(more.y_val) - 7200) <= 5
+
+
+@pytest.mark.parametrize("n, val_fraction, expected", [
+    (60_000, 0.1, 0.1), (60_000, 0.05, 5005 / 60_000), (60_000, 0.5, 0.5),
+    (20_000, 0.1, 5005 / 20_000), (10_010, 0.1, 0.5), (8_000, 0.1, 0.5), (100, 0.1, 0.5),
+    (100, 0.7, 0.7),
+])
+def test_fashion_mnist_validation_fraction(n, val_fraction, expected):
+    frac = nas_data._fashion_val_fraction(n, val_fraction)
+    assert frac == pytest.approx(expected)
+    # _stratified_split rounds each of the 10 classes, losing at most 0.5 images in each
+    assert frac * n - 5 >= min(5000, n // 2 - 5) - 1e-6
+
+
+def test_fashion_mnist_limit_caps_train_only(tmp_path):
+    root = _fashion(tmp_path)
+    full = load_dataset("fashion_mnist", path=root)
+    ds = load_dataset("fashion_mnist", path=root, limit=13)
+    assert len(ds.y_train) == 13
+    np.testing.assert_array_equal(ds.x_train, full.x_train[:13])
+    np.testing.assert_array_equal(ds.y_val, full.y_val)
+    np.testing.assert_array_equal(ds.y_test, full.y_test)
+
+
+def test_fashion_mnist_missing_directory_names_the_debian_package(tmp_path, monkeypatch):
+    where = tmp_path / "nowhere"
+    with pytest.raises(DataError, match=r"directory '.*nowhere' does not exist; install the "
+                                        r"Debian package dataset-fashion-mnist \(apt-get install "
+                                        r"dataset-fashion-mnist\) or pass .*--data-path"):
+        load_dataset("fashion_mnist", path=where)
+    monkeypatch.setattr(nas_data, "FASHION_MNIST_DIR", str(tmp_path / "default"))
+    with pytest.raises(DataError, match=r"directory '.*default' does not exist.*dataset-fashion"):
+        load_dataset("fashion_mnist")
+
+
+def test_fashion_mnist_missing_file(tmp_path):
+    root = _fashion(tmp_path)
+    (root / TEST_LABELS).unlink()
+    with pytest.raises(DataError, match=r"file '.*t10k-labels-idx1-ubyte' \(or "
+                                        r"'t10k-labels-idx1-ubyte.gz'\) is missing; install"):
+        load_dataset("fashion_mnist", path=root)
+
+
+def test_fashion_mnist_truncated_payload(tmp_path):
+    root = _fashion(tmp_path)
+    f = root / TRAIN_IMAGES
+    f.write_bytes(f.read_bytes()[:-100])
+    n = 200 * 28 * 28
+    with pytest.raises(DataError, match=rf"'.*{TRAIN_IMAGES}' is truncated: its header says "
+                                        rf"200x28x28 uint8, so expected 16 \+ {n} = {16 + n} "
+                                        rf"bytes, the file has {16 + n - 100}"):
+        load_dataset("fashion_mnist", path=root)
+
+
+def test_fashion_mnist_truncated_header_and_too_long_file(tmp_path):
+    root = _fashion(tmp_path)
+    (root / TRAIN_LABELS).write_bytes(bytes.fromhex("00000801 0000"))
+    with pytest.raises(DataError, match=rf"'.*{TRAIN_LABELS}' is truncated: expected an IDX "
+                                        r"header with 1 dims of 4 bytes, got 2"):
+        load_dataset("fashion_mnist", path=root)
+    root = _fashion(tmp_path / "b")
+    f = root / TEST_LABELS
+    f.write_bytes(f.read_bytes() + b"\x00")
+    with pytest.raises(DataError, match=rf"'.*{TEST_LABELS}' is too long: .* expected 8 \+ 30 "
+                                        r"= 38 bytes, the file has 39"):
+        load_dataset("fashion_mnist", path=root)
+
+
+def test_fashion_mnist_wrong_magic(tmp_path):
+    root = _fashion(tmp_path)
+    _idx(root / TRAIN_LABELS, 0x00000803, (200, 28, 28), bytes(200 * 784))
+    with pytest.raises(DataError, match=rf"'.*{TRAIN_LABELS}': expected IDX magic 0x00000801 "
+                                        r"\(labels: uint8, 1 dim\), got 0x00000803"):
+        load_dataset("fashion_mnist", path=root)
+
+
+def test_fashion_mnist_wrong_dims_and_huge_count_are_refused_before_the_payload(tmp_path):
+    root = _fashion(tmp_path)
+    _idx(root / TRAIN_IMAGES, 0x00000803, (2, 32, 32), bytes(2 * 32 * 32))
+    with pytest.raises(DataError, match=rf"'.*{TRAIN_IMAGES}': expected 28x28 images, the "
+                                        r"header says 32x32"):
+        load_dataset("fashion_mnist", path=root)
+    _idx(root / TRAIN_IMAGES, 0x00000803, (2**31, 28, 28), b"")  # would be 1.7 TB
+    with pytest.raises(DataError, match=r"expected at most 1000000 items, the header says "
+                                        r"2147483648"):
+        load_dataset("fashion_mnist", path=root)
+
+
+def test_fashion_mnist_label_image_count_mismatch(tmp_path):
+    root = _fashion(tmp_path)
+    _idx(root / TRAIN_LABELS, 0x00000801, (199,), bytes(199))
+    with pytest.raises(DataError, match=rf"train split: '.*{TRAIN_LABELS}' holds 199 labels but "
+                                        rf"'.*{TRAIN_IMAGES}' holds 200 images"):
+        load_dataset("fashion_mnist", path=root)
+
+
+def test_fashion_mnist_label_out_of_range(tmp_path):
+    root = _fashion(tmp_path)
+    _idx(root / TEST_LABELS, 0x00000801, (30,), bytes([3] * 29 + [12]))
+    with pytest.raises(DataError, match=rf"'.*{TEST_LABELS}': labels should be in 0..9, got "
+                                        r"3..12"):
+        load_dataset("fashion_mnist", path=root)
+
+
+def test_fashion_mnist_corrupt_and_truncated_gzip(tmp_path):
+    root = _fashion(tmp_path, gzip=True)
+    f = root / f"{TEST_IMAGES}.gz"
+    good = f.read_bytes()
+    f.write_bytes(good[:-8] + bytes(b ^ 0xFF for b in good[-8:-4]) + good[-4:])  # bad CRC32
+    with pytest.raises(DataError, match=rf"'.*{TEST_IMAGES}.gz' is not a valid gzip file: "
+                                        r".*CRC"):
+        load_dataset("fashion_mnist", path=root)
+    f.write_bytes(good[:len(good) // 2])
+    with pytest.raises(DataError, match=rf"'.*{TEST_IMAGES}.gz' is a truncated gzip file"):
+        load_dataset("fashion_mnist", path=root)
+    f.write_bytes(gzip.compress(good and gzip.decompress(good)[:-50], mtime=0))
+    with pytest.raises(DataError, match=rf"'.*{TEST_IMAGES}.gz' is truncated: its header says "
+                                        r"30x28x28 uint8, so expected 23520 bytes after the "
+                                        r"16-byte header, got 23470"):
+        load_dataset("fashion_mnist", path=root)
+
+
+def test_fashion_mnist_plain_file_wins_over_gzip(tmp_path):
+    root = _fashion(tmp_path)
+    (root / f"{TEST_LABELS}.gz").write_bytes(b"not gzip at all")
+    assert len(load_dataset("fashion_mnist", path=root).y_test) == 30
+
+
+@pytest.mark.skipif(not Path(FASHION_MNIST_DIR).exists(),
+                    reason="the Debian package dataset-fashion-mnist is not installed")
+def test_real_fashion_mnist():
+    root = Path(FASHION_MNIST_DIR)
+    for base, dims in ((TRAIN_IMAGES, (60_000, 28, 28)), (TRAIN_LABELS, (60_000,)),
+                       (TEST_IMAGES, (10_000, 28, 28)), (TEST_LABELS, (10_000,))):
+        f = nas_data._fashion_file(root, base)
+        magic = 0x800 + len(dims) if len(dims) == 1 else 0x803
+        with nas_data._open_idx(f) as stream:
+            assert nas_data._idx_header(stream, f, magic) == dims
+    ds = load_dataset("fashion_mnist", limit=100)
+    assert len(ds.y_train) == 100 and len(ds.y_val) == 6000 and len(ds.y_test) == 10_000
+    assert ds.input_shape == (28, 28, 1) and ds.x_val.dtype == np.float32
+    np.testing.assert_array_equal(np.bincount(ds.y_test), [1000] * 10)
+    np.testing.assert_array_equal(np.bincount(ds.y_val), [600] * 10)

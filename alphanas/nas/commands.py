@@ -28,8 +28,9 @@ def _positive_int(text: str) -> int:
 def add_parsers(sub: Any) -> None:
     s = sub.add_parser("search", help="run (or resume) a property-guided architecture search")
     s.add_argument("--config", metavar="FILE.toml", help="search and training settings")
-    s.add_argument("--dataset", help="digits (default), cifar10 or synthetic")
-    s.add_argument("--data-path", help="cifar10: the directory of its python-pickle batches")
+    s.add_argument("--dataset", help="digits (default), cifar10, synthetic or fashion_mnist")
+    s.add_argument("--data-path", help="cifar10: the directory of its python-pickle batches; "
+                   "fashion_mnist: of its IDX files (default /usr/share/datasets/fashion-mnist)")
     s.add_argument("--seed-model", help="a zoo model name or a JSON graph (default cifar_cnn)")
     s.add_argument("--trials", type=_positive_int, help="number of trials (default 20)")
     s.add_argument("--population", type=_positive_int, help="aging evolution population")

@@ -1,8 +1,9 @@
 """The configuration of a search: one frozen dataclass, read from TOML and/or CLI flags.
 
     [search]                 # every key optional
-    dataset = "digits"       # digits | cifar10 | synthetic
-    data_path = "..."        # cifar10: the directory of the python-pickle batches
+    dataset = "digits"       # digits | cifar10 | synthetic | fashion_mnist
+    data_path = "..."        # cifar10: the directory of the python-pickle batches (required);
+                             # fashion_mnist: of the IDX files (default /usr/share/datasets/fashion-mnist)
     data_limit = 0           # cap on training examples (0 = all)
     seed_model = "cifar_cnn" # a zoo name (built for the dataset's input) or a JSON graph
     trials = 20              # children evaluated (the seed copies included)
@@ -42,7 +43,7 @@ else:  # pragma: no cover
 
 __all__ = ["ConfigError", "SearchConfig", "load_config"]
 
-DATASETS = ("digits", "cifar10", "synthetic")
+DATASETS = ("digits", "cifar10", "synthetic", "fashion_mnist")
 STRATEGIES = ("pareto", "aging")
 MUTATORS = ("synth", "random")
 OBJECTIVES = ("params", "flops")

@@ -1,4 +1,5 @@
-"""Datasets for NAS training: sklearn's digits, CIFAR-10 from a local directory, synthetic data.
+"""Datasets for NAS training: sklearn's digits, CIFAR-10 and Fashion-MNIST from a local
+directory, synthetic data.
 
 Nothing is downloaded (DESIGN §7). Images are float32 NHWC in [0, 1], labels int32; every split
 is drawn from an explicit seed, so the same arguments give identical arrays. `augment` is a pure
@@ -7,7 +8,9 @@ jax function (random crop + horizontal flip) meant to run inside a jitted train 
 
 from __future__ import annotations
 
+import gzip
 import pickle
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from math import prod
@@ -28,9 +31,10 @@ __all__ = [
     "batches",
     "load_dataset",
     "write_cifar10_fixture",
+    "write_fashion_mnist_fixture",
 ]
 
-DATASETS = ("digits", "cifar10", "synthetic")
+DATASETS = ("digits", "cifar10", "synthetic", "fashion_mnist")
 CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST_FILE = "test_batch"
 CIFAR_SUBDIR = "cifar-10-batches-py"
@@ -91,7 +95,10 @@ def load_dataset(name: str, *, path: str | Path | None = None, seed: int = 0,
                  val_fraction: float = 0.1, limit: int | None = None) -> Dataset:
     """The dataset `name` (one of `DATASETS`); `limit` caps the number of train examples.
 
-    cifar10 reads `path` (the `cifar-10-batches-py` directory or its parent).
+    cifar10 reads `path` (the `cifar-10-batches-py` directory or its parent); fashion_mnist
+    reads the four IDX files (plain or gzipped) in `path`, by default `FASHION_MNIST_DIR`
+    (where the Debian package dataset-fashion-mnist installs them); its validation split has at
+    least `FASHION_MNIST_MIN_VAL` images when the data allows.
     """
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; expected one of: {', '.join(DATASETS)}")
@@ -108,6 +115,9 @@ def load_dataset(name: str, *, path: str | Path | None = None, seed: int = 0,
             raise DataError("dataset 'cifar10' needs path= (a directory holding data_batch_1..5 "
                             "and test_batch in the CIFAR-10 python format)")
         ds = _cifar10(Path(path), seed, val_fraction)
+    elif name == "fashion_mnist":
+        ds = _fashion_mnist(Path(FASHION_MNIST_DIR if path is None else path), seed, val_fraction,
+                            limit)
     else:
         ds = _synthetic(seed, val_fraction, limit or _SYNTHETIC_TRAIN)
     if limit is not None and limit < len(ds.y_train):
@@ -228,6 +238,173 @@ def write_cifar10_fixture(directory: str | Path, n_train_per_batch: int = 20, n_
         }
         with (out / fname).open("wb") as f:
             pickle.dump(d, f, protocol=2)
+    return out
+
+
+# -- Fashion-MNIST ----------------------------------------------------------------------------
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+"""Where the Debian package dataset-fashion-mnist installs the four gzipped IDX files."""
+FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+FASHION_MNIST_MIN_VAL = 5_000
+"""Fashion-MNIST's validation split, drawn stratified from the train images, holds
+max(val_fraction, min(0.5, (5000 + 5) / n)) of them: at least 5,000 when there are 10,010 or
+more (6,000 of the real 60,000 at the default 0.1), else about half. The test split is always
+the separate 10,000 t10k images."""
+_IDX_IMAGES = 0x00000803  # uint8, 3 dims (N, rows, cols)
+_IDX_LABELS = 0x00000801  # uint8, 1 dim (N,)
+_IDX_MAX_ITEMS = 1_000_000  # bounds the work a corrupt header can ask for (the real data: 60,000)
+_FASHION_SIDE = 28
+_GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 22
+_INSTALL_HINT = ("install the Debian package dataset-fashion-mnist (apt-get install "
+                 "dataset-fashion-mnist) or pass the directory as path= (--data-path)")
+
+
+def _fashion_file(root: Path, base: str) -> Path:
+    """`root/base`, or `root/base.gz` when only that exists."""
+    for f in (root / base, root / f"{base}.gz"):
+        if f.is_file():
+            return f
+    raise DataError(f"Fashion-MNIST file '{root / base}' (or '{base}.gz') is missing; "
+                    f"{_INSTALL_HINT}")
+
+
+def _read_exactly(f: Any, n: int, file: Path, what: str) -> bytes:
+    """n bytes of the stream f, or a DataError saying the file is truncated."""
+    data = f.read(n)
+    if len(data) != n:
+        raise DataError(f"Fashion-MNIST file '{file}' is truncated: expected {what} of {n} bytes, "
+                        f"got {len(data)}")
+    return data
+
+
+def _idx_header(f: Any, file: Path, magic: int) -> tuple[int, ...]:
+    """The dims of the IDX stream f (positioned at its start) after checking its magic."""
+    head = _read_exactly(f, 4, file, "an IDX magic number")
+    got = int.from_bytes(head, "big")
+    if got != magic:
+        kind = "images: uint8, 3 dims" if magic == _IDX_IMAGES else "labels: uint8, 1 dim"
+        raise DataError(f"Fashion-MNIST file '{file}': expected IDX magic 0x{magic:08x} ({kind}), "
+                        f"got 0x{got:08x}")
+    ndim = magic & 0xFF
+    raw = _read_exactly(f, 4 * ndim, file, f"an IDX header with {ndim} dims")
+    dims = tuple(int.from_bytes(raw[4 * i:4 * i + 4], "big") for i in range(ndim))
+    if dims[0] > _IDX_MAX_ITEMS:
+        raise DataError(f"Fashion-MNIST file '{file}': expected at most {_IDX_MAX_ITEMS} items, "
+                        f"the header says {dims[0]}")
+    if magic == _IDX_IMAGES and dims[1:] != (_FASHION_SIDE, _FASHION_SIDE):
+        raise DataError(f"Fashion-MNIST file '{file}': expected {_FASHION_SIDE}x{_FASHION_SIDE} "
+                        f"images, the header says {dims[1]}x{dims[2]}")
+    return dims
+
+
+def _open_idx(file: Path) -> Any:
+    """A binary stream of the (decompressed) file; gzip is recognised by its magic bytes."""
+    with file.open("rb") as f:
+        zipped = f.read(2) == _GZIP_MAGIC
+    return gzip.open(file, "rb") if zipped else file.open("rb")
+
+
+def _read_idx(file: Path, magic: int) -> np.ndarray:
+    """The uint8 array of one IDX file, its magic, dims and exact size checked before the
+    payload is read (a plain file by its size on disk, a gzipped one while decompressing)."""
+    try:
+        with _open_idx(file) as f:
+            dims = _idx_header(f, file, magic)
+            header = 4 + 4 * len(dims)
+            n = prod(dims)
+            if not isinstance(f, gzip.GzipFile):
+                size = file.stat().st_size
+                if size != header + n:
+                    state = "truncated" if size < header + n else "too long"
+                    raise DataError(f"Fashion-MNIST file '{file}' is {state}: its header says "
+                                    f"{'x'.join(map(str, dims))} uint8, so expected {header} + {n} "
+                                    f"= {header + n} bytes, the file has {size}")
+            out = np.empty(n, np.uint8)
+            view = memoryview(out)
+            done = 0
+            while done < n:
+                got = f.readinto(view[done:done + _CHUNK])
+                if not got:
+                    raise DataError(f"Fashion-MNIST file '{file}' is truncated: its header says "
+                                    f"{'x'.join(map(str, dims))} uint8, so expected {n} bytes after "
+                                    f"the {header}-byte header, got {done}")
+                done += got
+            if f.read(1):  # for gzip this also reaches the end of stream and checks the CRC
+                raise DataError(f"Fashion-MNIST file '{file}' is too long: expected exactly "
+                                f"{header + n} bytes (header + {'x'.join(map(str, dims))} uint8)")
+    except (gzip.BadGzipFile, zlib.error) as e:
+        raise DataError(f"Fashion-MNIST file '{file}' is not a valid gzip file: {e}") from None
+    except EOFError as e:
+        raise DataError(f"Fashion-MNIST file '{file}' is a truncated gzip file: {e}") from None
+    except OSError as e:
+        raise DataError(f"Fashion-MNIST file '{file}' cannot be read: {e}") from None
+    return out.reshape(dims)
+
+
+def _read_fashion_split(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 28, 28) uint8, labels (N,) int32) of the train or test split."""
+    fimg, flab = (_fashion_file(root, b) for b in FASHION_MNIST_FILES[split])
+    labels = _read_idx(flab, _IDX_LABELS)
+    images = _read_idx(fimg, _IDX_IMAGES)
+    if len(labels) != len(images):
+        raise DataError(f"Fashion-MNIST {split} split: '{flab}' holds {len(labels)} labels but "
+                        f"'{fimg}' holds {len(images)} images; expected as many of each")
+    if len(labels) and labels.max() > 9:
+        raise DataError(f"Fashion-MNIST file '{flab}': labels should be in 0..9, got "
+                        f"{labels.min()}..{labels.max()}")
+    return images, labels.astype(np.int32)
+
+
+def _fashion_val_fraction(n: int, val_fraction: float) -> float:
+    """`val_fraction`, raised so that at least min(FASHION_MNIST_MIN_VAL, n / 2) of n train
+    images are held out (the +5 covers the per-class rounding of `_stratified_split`)."""
+    if n == 0:
+        return val_fraction
+    return max(val_fraction, min(0.5, (FASHION_MNIST_MIN_VAL + 5) / n))
+
+
+def _fashion_mnist(path: Path, seed: int, val_fraction: float, limit: int | None) -> Dataset:
+    if not path.is_dir():
+        raise DataError(f"Fashion-MNIST directory '{path}' does not exist; {_INSTALL_HINT}")
+    x, y = _read_fashion_split(path, "train")
+    x_test, y_test = _read_fashion_split(path, "test")
+    tr, va = _stratified_split(y, _fashion_val_fraction(len(y), val_fraction),
+                               np.random.default_rng(seed))
+    tr = tr[:limit]  # convert only the kept train images (load_dataset's cap gives the same)
+
+    def images(a: np.ndarray) -> np.ndarray:
+        return (a.astype(np.float32) / 255.0)[..., None]
+
+    # hflip: a mirrored shirt, shoe or bag is still one, so horizontal flips keep the label.
+    return Dataset("fashion_mnist", images(x[tr]), y[tr], images(x[va]), y[va], images(x_test),
+                   y_test, 10, hflip=True)
+
+
+def write_fashion_mnist_fixture(directory: str | Path, n_train: int = 100, n_test: int = 20,
+                                seed: int = 0, gzip: bool = False) -> Path:
+    """Write random data in the exact Fashion-MNIST IDX format (the four files, gzipped with a
+    `.gz` suffix when `gzip`) into `directory`; returns it."""
+    import gzip as gz
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("test", n_test)):
+        fimg, flab = FASHION_MNIST_FILES[split]
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        images = rng.integers(0, 256, (n, _FASHION_SIDE, _FASHION_SIDE), dtype=np.uint8)
+        for base, magic, arr in ((fimg, _IDX_IMAGES, images), (flab, _IDX_LABELS, labels)):
+            blob = (magic.to_bytes(4, "big")
+                    + b"".join(int(d).to_bytes(4, "big") for d in arr.shape) + arr.tobytes())
+            if gzip:
+                (out / f"{base}.gz").write_bytes(gz.compress(blob, mtime=0))
+            else:
+                (out / base).write_bytes(blob)
     return out
 
 

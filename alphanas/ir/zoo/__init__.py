@@ -55,4 +55,4 @@ def build(name: str, **options: Any) -> Graph:
 
 
 # The families register themselves on import; imported last so `register` exists.
-from alphanas.ir.zoo import cnn, efficientnet, resnet, vit  # noqa: E402, F401
+from alphanas.ir.zoo import cnn, efficientnet, nb201, resnet, vit  # noqa: E402, F401

@@ -333,3 +333,36 @@ def test_cli_runs_a_small_suite_and_rejects_bad_options(fake, tmp_path, capsys):
         err = capsys.readouterr().err
         assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1, err
     json.dumps(NB201Config().identity())
+
+
+# -- the trained track ----------------------------------------------------------------------
+
+
+def test_trained_track_runs_resumes_and_summarises(tmp_path):
+    from alphanas.nas.bench.trained import Profile, csv_text, markdown, run_trained
+    from alphanas.nas.data import write_fashion_mnist_fixture
+
+    data = write_fashion_mnist_fixture(tmp_path / "fmnist", n_train=120, n_test=40)
+    p = Profile(data_limit=60, epochs=1, batch_size=32, budget_x=4.0, max_trials=5, seeds=1,
+                retrain=2, seed_copies=2)
+    s = run_trained(["fashion_mnist"], ["random-pareto", "sample"], 1, p, tmp_path / "out",
+                    str(data))
+    runs = s["fashion_mnist"]["runs"]
+    for arm in ("random-pareto", "sample"):
+        (m,) = runs[arm]
+        assert 3 <= m["trials"] <= 5 and len(m["seed_copies_acc"]) == 2
+        assert m["compute"] > 0.0 and m["hv"] >= 0.0
+        assert 0.0 <= m["duplicate"] <= 1.0 and len(m["curve"]) == m["trials"]
+    assert len(s["fashion_mnist"]["retrain"]["sample"]["test"]) == 2
+    assert "| random-pareto vs sample |" in markdown(s) and "hv" in csv_text(s).splitlines()[0]
+    again = run_trained(["fashion_mnist"], ["sample"], 1, p, tmp_path / "out", str(data))
+    assert again["fashion_mnist"]["runs"]["sample"][0]["trials"] == runs["sample"][0]["trials"]
+
+
+def test_trained_track_names_the_missing_dataset_package(tmp_path, capsys):
+    from alphanas.cli import main
+
+    rc = main(["bench", "nas", "--suite", "trained", "--dataset", "fashion_mnist",
+               "--data-path", str(tmp_path / "nowhere"), "--quick", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "dataset-fashion-mnist" in err and len(err.strip().splitlines()) == 1, err

@@ -44,7 +44,8 @@ else:  # pragma: no cover
 __all__ = ["ConfigError", "SearchConfig", "load_config"]
 
 DATASETS = ("digits", "cifar10", "synthetic", "fashion_mnist")
-STRATEGIES = ("pareto", "aging")
+STRATEGIES = ("pareto", "aging", "sample")
+"""sample: every child is a mutation of the seed model (random sampling around the seed)."""
 MUTATORS = ("synth", "random")
 OBJECTIVES = ("params", "flops")
 RESUMABLE = frozenset({"trials"})

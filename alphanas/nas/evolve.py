@@ -93,7 +93,7 @@ def plan(cfg: SearchConfig, trial: int, history: Sequence[Any], seed: Graph) -> 
     """The job of `trial` given the finished candidates of earlier batches."""
     cfgd = cfg.to_dict()
     ok = [c for c in history if c.status == "ok" and c.val_accuracy is not None]
-    if trial < cfg.seed_copies or not ok:  # a seed copy, or a child of the seed model
+    if trial < cfg.seed_copies or not ok or cfg.strategy == "sample":  # a seed copy or a child of it
         return Job(trial, None, serialize.dumps(seed), cfgd, mutate=trial >= cfg.seed_copies)
     rng = np.random.default_rng([cfg.seed, trial, 1])
     pts = [Point(c.trial, c.val_accuracy, float(c.params if cfg.objective == "params" else c.flops))

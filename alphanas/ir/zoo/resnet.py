@@ -111,3 +111,26 @@ register(ZooEntry("resnet34_cifar", resnet34, "ResNet-34, CIFAR stem (3x3/1, no 
                   defaults=_CIFAR, reference_params=21_282_122, small={"image_size": 8}))
 register(ZooEntry("resnet50_cifar", resnet50, "ResNet-50, CIFAR stem (3x3/1, no pool), 10 classes",
                   defaults=_CIFAR, reference_params=23_520_842, small={"image_size": 8}))
+
+
+def resnet_narrow(layers: Sequence[int] = (2, 2), width: int = 8, batch: int = 1,
+                  image_size: int = 28, channels: int = 1, num_classes: int = 10) -> Graph:
+    """A CPU-sized ResNet: a 3x3 stem of `width` channels, then stages of basic blocks (the
+    first block of each later stage halves the size and doubles the width); every other block
+    preserves its shape, so block duplication and deletion can fire."""
+    b = GraphBuilder("resnet_narrow")
+    x = b.input("input", (batch, image_size, image_size, channels))
+    with b.scope("stem"):
+        x = _conv_bn(b, x, "conv", width, 3, 1)
+    for stage, n in enumerate(layers):
+        for i in range(n):
+            t = basic_block(2 if (i == 0 and stage > 0) else 1)
+            (x,) = b.block(t, [x], prefix=f"stage{stage + 1}/block{i}")
+    x = b.op(K.MEAN, x, name="head/pool", axes=(1, 2))
+    x = b.op(K.DENSE, x, name="head/logits", features=num_classes)
+    return b.build(x)
+
+
+register(ZooEntry("resnet_narrow", resnet_narrow, "a CPU-sized ResNet (widths 8/16, 2+2 basic "
+                  "blocks), the trained track's seed; Fashion-MNIST-shaped by default",
+                  reference_params=None, small={"image_size": 8}))

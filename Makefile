@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/alphanas bench synth --suite adversarial --synth ours --out bench-adversarial.jsonl
 	$(BIN)/python benchmarks/oracle.py
 	$(BIN)/python benchmarks/nas_overhead.py
+	$(BIN)/alphanas bench nas --suite nb201 --seeds 100 --jobs 2 --out bench-nb201
 
 lint: $(STAMP)
 	$(BIN)/ruff check alphanas tests benchmarks

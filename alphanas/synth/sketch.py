@@ -26,7 +26,7 @@ seed gives the same answer.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from math import prod
 from typing import Any
@@ -236,14 +236,3 @@ def _oracle_rejects(sketch: Sketch, a: Assignment, specs: Sequence[Spec], cache:
             return None
         undecided = undecided or v.undecided
     return f"oracle undecided ({undecided})" if undecided else "the oracle says it holds"
-
-
-def describe(result: SketchResult, holes: Sequence[Hole] | None = None) -> str:
-    """One line for a result."""
-    if result.assignment is not None and holes is not None:
-        return ", ".join(f"{h.name}={v}" for h, v in zip(holes, result.assignment, strict=True))
-    return f"{result.status}: {result.reason}"
-
-
-def mapping(sketch: Sketch, a: Assignment) -> Mapping[str, str]:
-    return {h.name: v for h, v in zip(sketch.holes, a, strict=True)}

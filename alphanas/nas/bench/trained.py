@@ -82,8 +82,8 @@ def _cost(c: Any, n_train: int, epochs: int) -> float:
 def run_one(dataset: str, data_path: str | None, arm: str, seed: int, p: Profile,
             out: Path) -> list[Any]:
     """Run (or resume) one search until its compute budget is spent; its candidates."""
-    from alphanas.nas.evolve import dataset_of, run_search, seed_graph
     from alphanas.ir.analysis import analyze
+    from alphanas.nas.evolve import dataset_of, run_search, seed_graph
 
     cfg = _config(dataset, data_path, arm, seed, p, p.seed_copies)
     n_train = len(dataset_of(cfg).y_train)

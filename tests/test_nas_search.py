@@ -19,7 +19,9 @@ from alphanas.nas.mutate import fingerprint
 from alphanas.nas.store import RunStore
 
 TINY = dict(dataset="digits", data_limit=300, seed_model="cifar_cnn", trials=5, batch=2,
-            seed_copies=1, train={"epochs": 1, "batch_size": 32}, synth_timeout_s=5.0)
+            seed_copies=1, train={"epochs": 1, "batch_size": 32}, synth_timeout_s=120.0)
+# synth_timeout_s is a wall-clock safety net: far above what these syntheses take, so that a
+# loaded machine cannot change which child a seed gives (the candidate budget decides).
 
 
 def tiny(**over) -> SearchConfig:

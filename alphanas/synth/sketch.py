@@ -17,6 +17,8 @@ does not share the rule being checked):
   them, the answer is "unknown" (a disagreement) instead. With `certify=False` (the NAS loop,
   which only needs a child), an empty enumeration is "exhausted", not a certificate.
 - With more assignments than `max_candidates`, an empty search is "budget", never "unsat".
+- An assignment whose program does not build or cannot take the spec's shapes (e.g. a pool
+  window larger than its input) is not a program; an unsat reason counts them.
 
 Order: assignments are enumerated in the product order of the holes' variant lists; the accepted
 ones are then ranked by `rank` (lower first) with ties broken by a seeded permutation, so the same
@@ -157,6 +159,7 @@ def fill(sketch: Sketch, specs: Spec | Sequence[Spec], *, seed: int = 0,
     excluded = {tuple(a) for a in exclude}
     accepted: list[Assignment] = []
     rejected: list[Assignment] = []
+    broken: list[str] = []
     n, complete = 0, True
     for a in sketch.assignments():
         if a in excluded:
@@ -165,10 +168,14 @@ def fill(sketch: Sketch, specs: Spec | Sequence[Spec], *, seed: int = 0,
             complete = False
             break
         n += 1
-        if all(_rules_accept(_subject(sketch, a, sp, cache, graphs), sp) for sp in specs):
-            accepted.append(a)
-        else:
-            rejected.append(a)
+        try:
+            ok = all(_rules_accept(_subject(sketch, a, sp, cache, graphs), sp) for sp in specs)
+        except SketchError:
+            raise
+        except AlphanasError as e:  # not a program at these shapes (e.g. a window too large)
+            broken.append(f"{a}: {e}")
+            continue
+        (accepted if ok else rejected).append(a)
     order = _ranked(accepted, rank, seed)
     disagreements: list[str] = []
     for a in order:
@@ -198,9 +205,10 @@ def fill(sketch: Sketch, specs: Spec | Sequence[Spec], *, seed: int = 0,
                             f"rejected: {disagreements[0]}", candidates=n,
                             disagreements=tuple(disagreements))
     holes = ", ".join(f"{h.name} in {{{', '.join(h.choices)}}}" for h in sketch.holes)
+    bad = f"; {len(broken)} do not build at the specs' shapes" if broken else ""
     return SketchResult("unsat", reason=f"none of the {n} assignments ({holes}"
                         f"{'; excluding ' + str(len(excluded)) if excluded else ''}) meets the "
-                        "specs; each rejection confirmed by the oracle", candidates=n)
+                        f"specs; each rejection confirmed by the oracle{bad}", candidates=n)
 
 
 def _ranked(accepted: list[Assignment], rank: Callable[[Assignment], Any] | None,

@@ -366,6 +366,9 @@ def test_trained_track_names_the_missing_dataset_package(tmp_path, capsys):
                "--data-path", str(tmp_path / "nowhere"), "--quick", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and "dataset-fashion-mnist" in err and len(err.strip().splitlines()) == 1, err
+    rc = main(["bench", "nas", "--suite", "trained", "--budget", "time:5", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "seedx:K" in err, err
 
 
 def test_kill_9_then_rerun_completes_without_redoing_runs(fake, tmp_path):

@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=None, help="seeds per arm (nb201: 100; trained: 5)")
     p.add_argument("--budget", default=None, help="nb201: time:SECONDS[@SCALE] (simulated "
                    "training time, default time:12000@0.06) or queries:N; trained: "
-                   "flops:N (training FLOPs per run)")
+                   "seedx:K (each run's training compute = K x the seed model's; quick 6, full 20)")
     p.add_argument("--signal", choices=("seed", "mean"), default="seed",
                    help="nb201: what a query returns (a random training seed's accuracy, or "
                    "the mean over seeds)")

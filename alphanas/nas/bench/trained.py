@@ -317,6 +317,16 @@ def main_trained(args: argparse.Namespace) -> int:
     p = PROFILES["quick" if args.quick else "full"]
     if args.seeds:
         p = replace(p, seeds=args.seeds)
+    if args.budget:
+        kind, _, k = args.budget.partition(":")
+        try:
+            x = float(k)
+        except ValueError:
+            x = -1.0
+        if kind != "seedx" or not x > 0:
+            raise BenchError(f"--budget: the trained track takes seedx:K (K > 0 times the seed "
+                             f"model's training compute), got {args.budget!r}")
+        p = replace(p, budget_x=x)
     datasets = args.datasets or ("fashion_mnist",)
     arms = args.arms or tuple(ARMS)
     out = Path(args.out)

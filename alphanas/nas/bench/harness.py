@@ -9,7 +9,6 @@ Workers (`jobs`) are processes; only the parent writes the database.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -191,6 +190,3 @@ def run_nb201(cfg: NB201Config, out: str | Path, jobs: int = 1,
                     progress(finished, total)
     return store
 
-
-def default_jobs() -> int:
-    return max(1, min(4, os.cpu_count() or 1))

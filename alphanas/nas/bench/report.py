@@ -98,17 +98,22 @@ def markdown(summary: dict[str, Any], budget: str, signal: str,
     return "\n".join(lines)
 
 
-def csv_text(summary: dict[str, Any]) -> str:
+def table_csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """CSV text of a header and rows."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["dataset", "arm", "runs", "mean", "sd", "ci_lo", "ci_hi", "regret", "queries",
-                "hv_fraction", "found_optimum"])
-    for d, s in summary.items():
-        for a, st in s["arms"].items():
-            w.writerow([d, a, st["n"], f"{st['mean']:.4f}", f"{st['sd']:.4f}", f"{st['ci'][0]:.4f}",
-                        f"{st['ci'][1]:.4f}", f"{st['regret']:.4f}", f"{st['queries']:.1f}",
-                        f"{st['hv']:.4f}", f"{st['found_optimum']:.4f}"])
+    w.writerow(header)
+    w.writerows(rows)
     return buf.getvalue()
+
+
+def csv_text(summary: dict[str, Any]) -> str:
+    rows = [[d, a, st["n"], f"{st['mean']:.4f}", f"{st['sd']:.4f}", f"{st['ci'][0]:.4f}",
+             f"{st['ci'][1]:.4f}", f"{st['regret']:.4f}", f"{st['queries']:.1f}",
+             f"{st['hv']:.4f}", f"{st['found_optimum']:.4f}"]
+            for d, s in summary.items() for a, st in s["arms"].items()]
+    return table_csv(["dataset", "arm", "runs", "mean", "sd", "ci_lo", "ci_hi", "regret",
+                      "queries", "hv_fraction", "found_optimum"], rows)
 
 
 def curves_png(runs: Sequence[dict[str, Any]], dataset: str, limit: float, path: Path,

@@ -20,8 +20,6 @@ failed / rejected / duplicate fractions; time outside training; best-so-far agai
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -264,18 +262,13 @@ def markdown(summary: dict[str, Any]) -> str:
 
 
 def csv_text(summary: dict[str, Any]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["dataset", "arm", "seed", "trials", "hv", "params_at_seed_acc", "best_val",
-                "best_test", "seed_test_acc", "failed", "rejected", "duplicate",
-                "outside_training_s", "compute"])
-    for d, s in summary.items():
-        for a, ms in s["runs"].items():
-            for m in ms:
-                w.writerow([d, a, m["seed"], m["trials"], m["hv"], m["params_at_seed_acc"],
-                            m["best_val"], m["best_test"], m["seed_test_acc"], m["failed"],
-                            m["rejected"], m["duplicate"], m["outside_training_s"], m["compute"]])
-    return buf.getvalue()
+    from alphanas.nas.bench.report import table_csv
+
+    keys = ("seed", "trials", "hv", "params_at_seed_acc", "best_val", "best_test",
+            "seed_test_acc", "failed", "rejected", "duplicate", "outside_training_s", "compute")
+    rows = [[d, a, *(m[k] for k in keys)] for d, s in summary.items()
+            for a, ms in s["runs"].items() for m in ms]
+    return table_csv(["dataset", "arm", *keys], rows)
 
 
 def curves_png(summary: dict[str, Any], dataset: str, path: Path) -> Path:

@@ -91,7 +91,12 @@ def dumps(graph: Graph, indent: int | None = 1) -> str:
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write `text` to `path` via a temporary file in the same directory and `os.replace`.
+    """Write `text` (UTF-8) to `path` atomically, as `atomic_write_bytes` does."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to `path` via a temporary file in the same directory and `os.replace`.
 
     A reader never sees a half-written file, and on failure an existing file is left untouched.
     Raises `OSError` when the directory is missing or not writable.
@@ -103,8 +108,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     except OSError as e:  # name the file the caller asked for, not our temporary
         raise OSError(e.errno, e.strerror, os.fspath(path)) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         if target.exists():

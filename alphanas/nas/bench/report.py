@@ -155,6 +155,13 @@ def curves_png(runs: Sequence[dict[str, Any]], dataset: str, limit: float, path:
     finite = [r["final_acc"] for r in rows if np.isfinite(r["final_acc"])]
     if finite:
         ax.set_ylim(np.quantile(finite, 0.02) - 1.0, max(finite) + 0.2)
+    return save_plot(fig, ax, path)
+
+
+def save_plot(fig: Any, ax: Any, path: Path) -> Path:
+    """Legend, grid, tight layout, PNG at `path`; the figure is closed."""
+    import matplotlib.pyplot as plt
+
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -164,9 +171,9 @@ def curves_png(runs: Sequence[dict[str, Any]], dataset: str, limit: float, path:
 
 
 def write_summary(out: Path, text_md: str, text_csv: str) -> tuple[Path, Path]:
-    from alphanas.nas.bench.table import _atomic_write
+    from alphanas.ir.serialize import atomic_write_text
 
     md, cs = out / "summary.md", out / "summary.csv"
-    _atomic_write(md, text_md.encode())
-    _atomic_write(cs, text_csv.encode())
+    atomic_write_text(md, text_md)
+    atomic_write_text(cs, text_csv)
     return md, cs

@@ -30,7 +30,6 @@ import io
 import json
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from alphanas.errors import AlphanasError
+from alphanas.ir.serialize import atomic_write_bytes, atomic_write_text
 from alphanas.ir.zoo.nb201 import NB201_OPS
 
 __all__ = ["DATASETS", "N_CELLS", "Table", "TableError", "all_keys", "convert", "load_table",
@@ -252,22 +252,9 @@ def _write_npz(t: Table, out: Path) -> Path:
     meta = {"format": _FORMAT, "dataset": t.dataset, "source": t.source,
             "source_sha256": t.sha256, "npz_sha256": _sha256(data), "cells": N_CELLS,
             "seeds": t.n_seeds, "fidelity": "200 epochs (x-valid@199); train_time = 200 epochs"}
-    _atomic_write(out, data)
-    _atomic_write(out.with_suffix(".json"), (json.dumps(meta, indent=1) + "\n").encode())
+    atomic_write_bytes(out, data)
+    atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=1) + "\n")
     return out
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_npz(path: Path, dataset: str | None) -> Table:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -132,9 +133,10 @@ def metrics(cands: Sequence[Any], p: Profile, n_train: int) -> dict[str, Any]:
     at_seed = [c.params for c in ok if c.test_accuracy >= seed_acc]
     compute, best_val, curve = 0.0, -1.0, []
     best_test = float("nan")
+    ok_trials = {c.trial for c in ok}
     for c in sorted(cands, key=lambda c: c.trial):
         compute += _cost(c, n_train, p.epochs)
-        if c in ok and c.val_accuracy is not None and c.val_accuracy > best_val:
+        if c.trial in ok_trials and c.val_accuracy is not None and c.val_accuracy > best_val:
             best_val, best_test = c.val_accuracy, c.test_accuracy
         curve.append((compute, best_test))
     n = max(1, len(children))
@@ -211,8 +213,9 @@ def run_trained(datasets: Sequence[str], arms: Sequence[str], seeds: int, base: 
                 retrains[a] = {"run": best["run_dir"], "trial": best["best_trial"], "test": accs}
         summary[d] = {"runs": per, "retrain": retrains, "n_train": n_train,
                       "profile": {**p.__dict__, "train": dict(p.train)}}
-    text = json.dumps(summary, indent=1, default=float)
-    (out / "trained_summary.json").write_text(text)
+    from alphanas.ir.serialize import atomic_write_text
+
+    atomic_write_text(out / "trained_summary.json", json.dumps(summary, indent=1, default=float))
     return summary
 
 
@@ -277,6 +280,8 @@ def curves_png(summary: dict[str, Any], dataset: str, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from alphanas.nas.bench.report import save_plot
+
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for a, ms in summary[dataset]["runs"].items():
         top = max(m["compute"] for m in ms) or 1.0
@@ -288,30 +293,22 @@ def curves_png(summary: dict[str, Any], dataset: str, path: Path) -> Path:
             idx = np.searchsorted(xs, grid, side="right") - 1
             ys.append(np.where(idx >= 0, vs[np.clip(idx, 0, None)], np.nan))
         y = np.array(ys)
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mean, lo, hi = np.nanmean(y, 0), np.nanmin(y, 0), np.nanmax(y, 0)
+        with warnings.catch_warnings():  # before a run's first trained model there is no best
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, lo, hi = np.nanmean(y, 0), np.nanmin(y, 0), np.nanmax(y, 0)
         ax.plot(grid, mean, label=f"{a} (n={len(ms)})")
         ax.fill_between(grid, lo, hi, alpha=0.15)
     ax.set_xlabel("training compute spent (FLOPs)")
     ax.set_ylabel("test accuracy of the best-validation model")
     ax.set_title(f"trained track, {dataset}: best so far (mean; band: min-max over seeds)")
-    ax.legend(loc="lower right")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_plot(fig, ax, path)
 
 
 def main_trained(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from alphanas.nas.bench.table import _atomic_write
+    from alphanas.ir.serialize import atomic_write_text
 
     p = PROFILES["quick" if args.quick else "full"]
     if args.seeds:
@@ -336,8 +333,8 @@ def main_trained(args: argparse.Namespace) -> int:
         summary = run_trained(datasets, arms, p.seeds, p, out, args.data_path,
                               lambda d, t: bar.update(task, completed=d, total=t), args.quick)
     md = markdown(summary)
-    _atomic_write(out / "trained_summary.md", md.encode())
-    _atomic_write(out / "trained_summary.csv", csv_text(summary).encode())
+    atomic_write_text(out / "trained_summary.md", md)
+    atomic_write_text(out / "trained_summary.csv", csv_text(summary))
     for d in summary:
         curves_png(summary, d, out / f"trained_curves_{d}.png")
     print(md)
